@@ -1,0 +1,76 @@
+# pg_tenancy. Settings come from pgrx.toml (through scripts/config.sh), not from here.
+#
+#   make demo          install what is missing, build, install, run sql/demo.sql in a throwaway cluster
+#   make test          all tests: #[pg_test] units, pg_regress and isolation suites, multi-connection tests
+#
+# Other targets: setup install installcheck unit multi bench package fmt lint clean
+
+SHELL := /bin/bash
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+config        = $(shell scripts/config.sh $(1) $(2))
+PG_MAJOR     := $(call config,postgres,default)
+PG_CONFIG    := $(call config,pg_config,$(PG_MAJOR))
+CLUSTER_ROOT := $(call config,test,cluster_root)
+TEST_USER    := $(call config,test,user)
+
+.PHONY: setup install install-debug demo test unit installcheck multi bench package fmt lint clean
+
+## setup: apt packages, cargo-pgrx (pinned), cargo pgrx init; skips what is present
+setup:
+	scripts/setup.sh
+
+## install: release build installed into the PostgreSQL of pgrx.toml
+install:
+	cargo pgrx install --release --pg-config $(PG_CONFIG)
+
+# Debug build: what the test suites run against (much faster to build).
+install-debug:
+	cargo pgrx install --pg-config $(PG_CONFIG)
+
+## demo: everything from a fresh machine to the demo's output
+demo: setup install
+	scripts/demo.sh
+
+## test: every kind of test; passes as root
+test: unit install-debug
+	scripts/run-suites.sh regress isolation multi
+
+## unit: #[pg_test] and #[test] functions, in a cluster cargo-pgrx starts as $(TEST_USER)
+unit: $(CLUSTER_ROOT)
+	cargo pgrx test $(PG_MAJOR) --runas $(TEST_USER) --pgdata $(CLUSTER_ROOT)/pgrx-test
+
+## installcheck: pg_regress and isolation suites against the installed extension
+installcheck: install-debug
+	scripts/run-suites.sh regress isolation
+
+## multi: multi-connection tests only
+multi: install-debug
+	scripts/run-suites.sh multi
+
+## bench: release build, benchmarks side by side with the anchors, ratios printed
+bench: install
+	scripts/bench.sh
+
+## package: an installable tree under target/release/pg_tenancy-$(PG_MAJOR)
+package:
+	cargo pgrx package --pg-config $(PG_CONFIG)
+
+fmt:
+	cargo fmt --all
+	cargo fmt --manifest-path tests/multi/Cargo.toml
+	cargo fmt --manifest-path bench/Cargo.toml
+
+lint:
+	cargo fmt --all --check
+	cargo clippy --all-targets -- -D warnings
+
+$(CLUSTER_ROOT):
+	mkdir -p $@
+	chown $(TEST_USER) $@
+
+## clean: build output and any throwaway cluster left behind
+clean:
+	-for d in $(CLUSTER_ROOT)/*/; do [ -f "$$d/data/postmaster.pid" ] && scripts/cluster.sh stop "$$(basename "$$d")"; done
+	rm -rf $(CLUSTER_ROOT)
+	cargo clean

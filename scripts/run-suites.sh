@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Runs test suites against the installed extension in a throwaway cluster it
+# starts itself and stops on exit:
+#
+#   scripts/run-suites.sh [regress] [isolation] [multi]
+#
+#   regress    pg_regress golden files in tests/regress (what a psql user sees)
+#   isolation  isolationtester specs in tests/isolation (interleaved sessions)
+#   multi      Rust multi-connection tests in tests/multi (concurrency, dump/restore)
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+config() { "$here/scripts/config.sh" "$@"; }
+
+major=$(config postgres default)
+pg_config=$(config pg_config "$major")
+bindir=$("$pg_config" --bindir)
+pgxs_dir=$(dirname "$("$pg_config" --pgxs)")/../..
+host=$(config test host)
+user=$(config test user)
+cluster=suites
+
+[ $# -gt 0 ] || set -- regress isolation multi
+
+port=$("$here/scripts/cluster.sh" start "$cluster")
+trap '"$here/scripts/cluster.sh" stop "$cluster"' EXIT
+echo "suites: cluster on $host:$port"
+export PGHOST=$host PGPORT=$port PGUSER=$user
+
+status=0
+for suite in "$@"; do
+    case "$suite" in
+    regress)
+        out="$here/target/regress"
+        rm -rf "$out"; mkdir -p "$out"
+        "$pgxs_dir/src/test/regress/pg_regress" \
+            --bindir="$bindir" --host="$host" --port="$port" --user="$user" \
+            --inputdir="$here/tests/regress" --outputdir="$out" \
+            --dbname=tenancy_regress \
+            --schedule="$here/tests/regress/schedule" \
+            || { status=1; [ -f "$out/regression.diffs" ] && cat "$out/regression.diffs"; }
+        ;;
+    isolation)
+        [ -d "$here/tests/isolation/specs" ] || { echo "isolation: no specs"; continue; }
+        out="$here/target/isolation"
+        rm -rf "$out"; mkdir -p "$out"
+        "$pgxs_dir/src/test/isolation/pg_isolation_regress" \
+            --bindir="$bindir" --host="$host" --port="$port" --user="$user" \
+            --inputdir="$here/tests/isolation" --outputdir="$out" \
+            --dbname=tenancy_isolation \
+            --load-extension=pg_tenancy \
+            --schedule="$here/tests/isolation/schedule" \
+            || { status=1; [ -f "$out/regression.diffs" ] && cat "$out/regression.diffs"; }
+        ;;
+    multi)
+        PGTENANCY_TEST_DSN="host=$host port=$port user=$user" \
+        PGTENANCY_BINDIR="$bindir" \
+            CARGO_TARGET_DIR="$here/target/client" \
+            cargo test --manifest-path "$here/tests/multi/Cargo.toml" -- --test-threads=1 \
+            || status=1
+        ;;
+    *)
+        echo "unknown suite: $suite" >&2
+        status=2
+        ;;
+    esac
+done
+exit $status

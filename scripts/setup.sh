@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian 12 machine lacks to build, test and demo pg_tenancy,
+# and skips whatever is already there: the apt packages of pgrx.toml, cargo-pgrx
+# at the pinned version, and `cargo pgrx init` for the tested PostgreSQL major.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+config() { "$here/scripts/config.sh" "$@"; }
+
+major=$(config postgres default)
+pg_config=$(config pg_config "$major")
+cargo_pgrx_version=$(config tools cargo_pgrx_version)
+
+missing=()
+for package in $(config tools apt_packages); do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
+        || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    sudo_cmd=""
+    [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
+else
+    echo "setup: apt packages present"
+fi
+
+# Debian starts a default cluster on 5432 when postgresql is installed; our tests use
+# their own clusters and do not need it.
+
+if cargo pgrx --version 2>/dev/null | grep -q " $cargo_pgrx_version\$"; then
+    echo "setup: cargo-pgrx $cargo_pgrx_version present"
+else
+    echo "setup: installing cargo-pgrx $cargo_pgrx_version (about 9 minutes on 2 cores)"
+    cargo install --locked cargo-pgrx --version "$cargo_pgrx_version"
+fi
+
+pgrx_home=${PGRX_HOME:-$HOME/.pgrx}
+if grep -qs "^$major = \"$pg_config\"" "$pgrx_home/config.toml"; then
+    echo "setup: cargo pgrx init already done for $major"
+else
+    echo "setup: cargo pgrx init --$major $pg_config"
+    cargo pgrx init "--$major" "$pg_config"
+fi

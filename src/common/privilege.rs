@@ -1,0 +1,77 @@
+//! Running a piece of work with the extension owner's privileges.
+//!
+//! The catalogs in schema `tenancy` belong to the role that ran
+//! `CREATE EXTENSION`; ordinary roles get no direct write access to them.
+//! API functions check what the *caller* may do (own the table, for example)
+//! and then write the catalog rows through [`as_extension_owner`], the same
+//! switch `SECURITY DEFINER` makes, but for a region of Rust code instead of a
+//! whole function. A function-level `SECURITY DEFINER` with `SET search_path`
+//! would undo `set_tenant(..., is_local => true)` at function exit, and it
+//! would hide the caller's identity from the ownership checks.
+
+use pgrx::pg_sys;
+
+/// Schema whose owner is treated as the extension owner.
+const EXTENSION_SCHEMA: &std::ffi::CStr = c"tenancy";
+
+/// The search_path every privileged region runs with, so no object of the
+/// caller's (an operator in a schema earlier in their path, a temp table) can be
+/// picked up by our SQL while it runs as the extension owner.
+const SAFE_SEARCH_PATH: &std::ffi::CStr = c"pg_catalog, pg_temp";
+
+/// The owner of schema `tenancy`, which `CREATE EXTENSION` creates for its caller.
+pub fn extension_owner() -> pg_sys::Oid {
+    // SAFETY: catalog lookups through the syscache inside a transaction; the tuple is
+    // released before returning and only a by-value field is read from it.
+    unsafe {
+        let namespace = pg_sys::get_namespace_oid(EXTENSION_SCHEMA.as_ptr(), false);
+        let tuple = pg_sys::SearchSysCache1(
+            pg_sys::SysCacheIdentifier::NAMESPACEOID as i32,
+            namespace.into(),
+        );
+        if tuple.is_null() {
+            pgrx::error!("cache lookup failed for schema tenancy ({namespace:?})");
+        }
+        let form = pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_namespace>(tuple);
+        let owner = (*form).nspowner;
+        pg_sys::ReleaseSysCache(tuple);
+        owner
+    }
+}
+
+/// Runs `work` as the extension owner with a fixed, safe search_path.
+///
+/// On an error inside `work`, PostgreSQL's (sub)transaction abort restores the
+/// user id and pops the GUC nest level, exactly as it does for SECURITY DEFINER.
+pub fn as_extension_owner<R>(work: impl FnOnce() -> R) -> R {
+    let mut saved_user = pg_sys::InvalidOid;
+    let mut saved_context: i32 = 0;
+    // SAFETY: plain backend-global state accessors, as fmgr_security_definer uses them.
+    unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
+        pg_sys::SetUserIdAndSecContext(
+            extension_owner(),
+            saved_context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
+        );
+    }
+    // SAFETY: a new GUC nest level is popped below (or by the abort path).
+    let nest_level = unsafe { pg_sys::NewGUCNestLevel() };
+    unsafe {
+        pg_sys::set_config_option(
+            c"search_path".as_ptr(),
+            SAFE_SEARCH_PATH.as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            pg_sys::PGERROR as i32,
+            false,
+        );
+    }
+    let result = work();
+    unsafe {
+        pg_sys::AtEOXact_GUC(true, nest_level);
+        pg_sys::SetUserIdAndSecContext(saved_user, saved_context);
+    }
+    result
+}

@@ -1,0 +1,101 @@
+//! SQL argument types the contract uses that pgrx does not map by itself.
+//!
+//! The contract passes tables as `regclass` and columns as `name` (DESIGN.md,
+//! "Safe by default"). pgrx's own `PgRelation` opens and locks the relation
+//! when the argument is read, which is wrong for functions that must report a
+//! dropped relation cleanly or take their own locks with a timeout; these
+//! newtypes carry the raw value and nothing else.
+
+use pgrx::callconv::{Arg, ArgAbi, BoxRet, FcInfo};
+use pgrx::datum::Datum;
+use pgrx::prelude::*;
+use std::ffi::CStr;
+
+/// A `regclass` argument or result: a relation's OID, not yet opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RegClass(pub pg_sys::Oid);
+
+impl RegClass {
+    pub fn oid(self) -> pg_sys::Oid {
+        self.0
+    }
+}
+
+impl FromDatum for RegClass {
+    unsafe fn from_polymorphic_datum(
+        datum: pg_sys::Datum,
+        is_null: bool,
+        _typoid: pg_sys::Oid,
+    ) -> Option<Self> {
+        if is_null {
+            None
+        } else {
+            // SAFETY: a regclass datum is an OID passed by value.
+            unsafe { pg_sys::Oid::from_datum(datum, false) }.map(RegClass)
+        }
+    }
+}
+
+impl IntoDatum for RegClass {
+    fn into_datum(self) -> Option<pg_sys::Datum> {
+        Some(self.0.into())
+    }
+
+    fn type_oid() -> pg_sys::Oid {
+        pg_sys::REGCLASSOID
+    }
+}
+
+unsafe impl<'fcx> ArgAbi<'fcx> for RegClass {
+    unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
+        let index = arg.index();
+        // SAFETY: the SQL signature declares this argument as regclass.
+        unsafe { arg.unbox_arg_using_from_datum() }
+            .unwrap_or_else(|| panic!("argument {index} must not be null"))
+    }
+}
+
+unsafe impl BoxRet for RegClass {
+    unsafe fn box_into<'fcx>(self, fcinfo: &mut FcInfo<'fcx>) -> Datum<'fcx> {
+        // SAFETY: an OID is a by-value datum.
+        unsafe { fcinfo.return_raw_datum(self.0.into()) }
+    }
+}
+
+pgrx::impl_sql_translatable!(RegClass, "regclass");
+
+/// A `name` argument (an identifier such as a column name), as Rust text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqlName(pub String);
+
+impl SqlName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromDatum for SqlName {
+    unsafe fn from_polymorphic_datum(
+        datum: pg_sys::Datum,
+        is_null: bool,
+        _typoid: pg_sys::Oid,
+    ) -> Option<Self> {
+        if is_null || datum.is_null() {
+            return None;
+        }
+        // SAFETY: a name datum points at a NUL-terminated NameData.
+        let cstr = unsafe { CStr::from_ptr(datum.cast_mut_ptr::<std::ffi::c_char>()) };
+        Some(SqlName(cstr.to_string_lossy().into_owned()))
+    }
+}
+
+unsafe impl<'fcx> ArgAbi<'fcx> for SqlName {
+    unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
+        let index = arg.index();
+        // SAFETY: the SQL signature declares this argument as name.
+        unsafe { arg.unbox_arg_using_from_datum() }
+            .unwrap_or_else(|| panic!("argument {index} must not be null"))
+    }
+}
+
+pgrx::impl_sql_translatable!(SqlName, "name");

@@ -1,0 +1,35 @@
+//! pg_tenancy: the operational layer of a multi-tenant SaaS database.
+//! This file only wires the capability modules together (see DESIGN.md).
+
+// Every API function returns pgrx's ErrorReport (the only error pgrx raises with its
+// own SQLSTATE, detail and hint). It is large, but an error ends the statement, so
+// its size never costs anything that matters.
+#![allow(clippy::result_large_err)]
+
+use pgrx::prelude::*;
+
+mod common;
+mod tenant;
+
+::pgrx::pg_module_magic!(name, version);
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    tenant::init();
+    // Nothing else may claim our GUC prefix (a typo in `SET tenancy.x` is then an error).
+    #[cfg(not(any(feature = "pg13", feature = "pg14")))]
+    unsafe {
+        pg_sys::MarkGUCPrefixReserved(c"tenancy".as_ptr())
+    };
+}
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}

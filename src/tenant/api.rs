@@ -1,0 +1,189 @@
+//! SQL API for "Tenants and context" (DESIGN.md): tenant registry, session
+//! context and row-level isolation. Thin wrappers: argument checks here, the
+//! rest in `context`, `registry` and `isolation`.
+
+use super::context::{self, ACTOR_SETTING, TENANT_SETTING};
+use super::registry;
+use crate::common::error::{self, required, Result};
+use crate::common::relation::Relation;
+use crate::common::sqltypes::{RegClass, SqlName};
+use pgrx::prelude::*;
+
+/// Creates a tenant and returns its id.
+///
+/// `slug` is the tenant's stable handle (lowercase letters, digits, `-`, `_`),
+/// `plan` must exist in `tenancy.plans`. `id` keeps an id the tenant already
+/// has elsewhere (a migration); by default a random one is generated.
+///
+/// ```sql
+/// SELECT tenancy.create_tenant('acme', 'Acme Corp');            -- on plan 'free'
+/// SELECT tenancy.create_tenant('globex', 'Globex', 'pro');
+/// ```
+#[pg_extern(volatile, parallel_unsafe)]
+fn create_tenant(
+    slug: Option<&str>,
+    name: Option<&str>,
+    plan: default!(Option<&str>, "'free'"),
+    id: default!(Option<pgrx::Uuid>, "NULL"),
+) -> Result<pgrx::Uuid> {
+    let slug = required(slug, "slug")?;
+    let name = required(name, "name")?;
+    let plan = required(plan, "plan")?;
+    let id = id.map(|id| *id.as_bytes());
+    registry::create_tenant(slug, name, plan, id).map(pgrx::Uuid::from_bytes)
+}
+
+/// Makes `tenant` the session's tenant (or the transaction's, with `is_local`).
+///
+/// Raises 22023 for an unknown tenant and 55000 for a suspended one. Row-level
+/// isolation policies compare each row's tenant column with this value.
+#[pg_extern(volatile, parallel_unsafe)]
+fn set_tenant(tenant: Option<pgrx::Uuid>, is_local: default!(Option<bool>, "false")) -> Result<()> {
+    let tenant = *required(tenant, "tenant")?.as_bytes();
+    let is_local = required(is_local, "is_local")?;
+    registry::require_active(&tenant)?;
+    warn_if_local_outside_transaction(is_local, "set_tenant");
+    context::write_setting(
+        TENANT_SETTING,
+        &context::format_tenant(&tenant),
+        is_local,
+        pg_sys::GucContext::PGC_SUSET,
+    );
+    Ok(())
+}
+
+/// Clears the session's tenant: isolated tables then show no rows.
+#[pg_extern(volatile, parallel_unsafe)]
+fn clear_tenant(is_local: default!(Option<bool>, "false")) -> Result<()> {
+    let is_local = required(is_local, "is_local")?;
+    warn_if_local_outside_transaction(is_local, "clear_tenant");
+    context::write_setting(TENANT_SETTING, "", is_local, pg_sys::GucContext::PGC_SUSET);
+    Ok(())
+}
+
+/// The session's tenant, or NULL when none is set.
+///
+/// STABLE: it reads a setting that can only change between statements.
+/// PARALLEL SAFE: settings are copied to parallel workers. LEAKPROOF (set in
+/// SQL): it takes no argument, so it cannot reveal anything about a row.
+#[pg_extern(stable, parallel_safe)]
+fn current_tenant() -> Option<pgrx::Uuid> {
+    context::current_tenant().map(pgrx::Uuid::from_bytes)
+}
+
+/// Records who acts in this session (an application user id, an email, a job
+/// name); audit triggers store it. An empty string clears it.
+#[pg_extern(volatile, parallel_unsafe)]
+fn set_actor(actor: Option<&str>, is_local: default!(Option<bool>, "false")) -> Result<()> {
+    let actor = required(actor, "actor")?;
+    let is_local = required(is_local, "is_local")?;
+    warn_if_local_outside_transaction(is_local, "set_actor");
+    context::write_setting(
+        ACTOR_SETTING,
+        actor,
+        is_local,
+        pg_sys::GucContext::PGC_USERSET,
+    );
+    Ok(())
+}
+
+/// The session's actor, or NULL when none is set.
+#[pg_extern(stable, parallel_safe)]
+fn current_actor() -> Option<String> {
+    context::current_actor()
+}
+
+/// The id of the tenant with this slug (22023 if there is none).
+#[pg_extern(stable, parallel_safe)]
+fn find_tenant(slug: Option<&str>) -> Result<pgrx::Uuid> {
+    let slug = required(slug, "slug")?;
+    registry::find_by_slug(slug).map(pgrx::Uuid::from_bytes)
+}
+
+/// Suspends a tenant: `set_tenant` refuses it until `activate_tenant`.
+#[pg_extern(volatile, parallel_unsafe)]
+fn suspend_tenant(tenant: Option<pgrx::Uuid>) -> Result<()> {
+    let tenant = *required(tenant, "tenant")?.as_bytes();
+    registry::set_status(&tenant, registry::TenantStatus::Suspended)
+}
+
+/// Re-activates a suspended tenant.
+#[pg_extern(volatile, parallel_unsafe)]
+fn activate_tenant(tenant: Option<pgrx::Uuid>) -> Result<()> {
+    let tenant = *required(tenant, "tenant")?.as_bytes();
+    registry::set_status(&tenant, registry::TenantStatus::Active)
+}
+
+/// Records `tbl` as tenant-scoped, its tenant stored in `tenant_column` (uuid).
+/// Quotas, statistics, retention and purge work over registered tables.
+#[pg_extern(volatile, parallel_unsafe)]
+fn register_table(
+    tbl: Option<RegClass>,
+    tenant_column: default!(Option<SqlName>, "'tenant_id'"),
+) -> Result<()> {
+    let tbl = required(tbl, "tbl")?;
+    let tenant_column = required(tenant_column, "tenant_column")?;
+    let table = checked_tenant_table(tbl, tenant_column.as_str())?;
+    registry::register(&table, tenant_column.as_str())
+}
+
+/// Removes a table's registration (it must not be isolated any more).
+#[pg_extern(volatile, parallel_unsafe)]
+fn unregister_table(tbl: Option<RegClass>) -> Result<()> {
+    let tbl = required(tbl, "tbl")?;
+    let table = Relation::lookup_table(tbl)?;
+    table.require_owner()?;
+    registry::unregister(&table)
+}
+
+/// Registers `tbl` and limits every role's reads and writes on it to the rows
+/// whose `tenant_column` equals `current_tenant()`: ENABLE and FORCE row-level
+/// security with one policy, `tenancy_isolation`, for all commands. On a
+/// partitioned table the partitions get the same policy. Superusers and roles
+/// with BYPASSRLS are not subject to it (the admin path). Running it again is a
+/// NOTICE (and covers partitions attached since).
+#[pg_extern(volatile, parallel_unsafe)]
+fn enable_isolation(
+    tbl: Option<RegClass>,
+    tenant_column: default!(Option<SqlName>, "'tenant_id'"),
+) -> Result<()> {
+    let tbl = required(tbl, "tbl")?;
+    let tenant_column = required(tenant_column, "tenant_column")?;
+    let table = checked_tenant_table(tbl, tenant_column.as_str())?;
+    registry::enable_isolation(&table, tenant_column.as_str())
+}
+
+/// Removes the `tenancy_isolation` policy (and row-level security, when no
+/// other policy needs it) from `tbl` and its partitions; keeps the registration.
+#[pg_extern(volatile, parallel_unsafe)]
+fn disable_isolation(tbl: Option<RegClass>) -> Result<()> {
+    let tbl = required(tbl, "tbl")?;
+    let table = Relation::lookup_table(tbl)?;
+    table.require_owner()?;
+    registry::disable_isolation(&table)
+}
+
+/// A table the caller owns, with a uuid column `tenant_column`.
+fn checked_tenant_table(tbl: RegClass, tenant_column: &str) -> Result<Relation> {
+    let table = Relation::lookup_table(tbl)?;
+    table.require_owner()?;
+    let column = table.column(tenant_column)?;
+    if column.type_oid != pg_sys::UUIDOID {
+        return Err(error::datatype_mismatch(format!(
+            "tenant column \"{tenant_column}\" of table {} has type {}, not uuid",
+            table.qualified_name(),
+            column.type_name
+        ))
+        .set_hint("Tenant ids are uuid values from tenancy.tenants.id."));
+    }
+    Ok(table)
+}
+
+fn warn_if_local_outside_transaction(is_local: bool, function: &str) {
+    if is_local && !context::in_transaction_block() {
+        error::warning_with_hint(
+            format!("{function}(..., is_local => true) outside a transaction block lasts only for this statement"),
+            "Call it after BEGIN, or pass is_local => false.",
+        );
+    }
+}

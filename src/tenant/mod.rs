@@ -1,0 +1,22 @@
+//! Tenants and context: the registry, the session's tenant and actor, and
+//! row-level isolation of tenant-scoped tables.
+
+mod api;
+pub mod context;
+mod isolation;
+pub mod registry;
+
+#[cfg(any(test, feature = "pg_test"))]
+mod tests;
+
+pgrx::extension_sql_file!(
+    "../../sql/tenant_catalog.sql",
+    name = "tenant_catalog",
+    bootstrap
+);
+pgrx::extension_sql_file!("../../sql/tenant_api.sql", name = "tenant_api", finalize);
+
+/// Registers the tenant and actor settings; called from `_PG_init`.
+pub fn init() {
+    context::init();
+}

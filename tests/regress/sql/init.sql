@@ -1,0 +1,36 @@
+-- Installing the extension: schema, catalogs, the built-in plan.
+CREATE EXTENSION pg_tenancy;
+SELECT extname, extrelocatable, n.nspname AS schema
+  FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+ WHERE extname = 'pg_tenancy';
+SELECT name, limits FROM tenancy.plans ORDER BY name;
+-- Configuration tables are dumped by pg_dump.
+SELECT c::regclass AS config_table
+  FROM pg_extension e, unnest(e.extconfig) AS c
+ WHERE extname = 'pg_tenancy' ORDER BY 1::text;
+-- Every object the extension creates has a comment.
+SELECT pg_describe_object(d.classid, d.objid, 0) AS uncommented
+  FROM pg_depend d
+ WHERE d.refclassid = 'pg_extension'::regclass
+   AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_tenancy')
+   AND d.deptype = 'e'
+   AND obj_description(d.objid, (SELECT relname FROM pg_class WHERE oid = d.classid)) IS NULL
+ ORDER BY 1;
+-- ... and so does every column of its tables and views.
+SELECT a.attrelid::regclass AS relation, a.attname AS uncommented_column
+  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+ WHERE c.relnamespace = 'tenancy'::regnamespace AND c.relkind IN ('r', 'p', 'v')
+   AND a.attnum > 0 AND NOT a.attisdropped
+   AND col_description(a.attrelid, a.attnum) IS NULL
+ ORDER BY 1::text, 2;
+-- current_tenant() is what RLS policies call: its markings matter.
+SELECT proname, provolatile, proparallel, proleakproof, proisstrict
+  FROM pg_proc
+ WHERE pronamespace = 'tenancy'::regnamespace
+   AND proname IN ('current_tenant', 'current_actor')
+ ORDER BY 1;
+-- No SECURITY DEFINER function without a pinned search_path.
+SELECT proname AS definer_without_search_path
+  FROM pg_proc
+ WHERE pronamespace = 'tenancy'::regnamespace AND prosecdef
+   AND NOT coalesce(proconfig, '{}') @> ARRAY['search_path=pg_catalog, pg_temp'];
