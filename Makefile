@@ -1,7 +1,7 @@
 # pg_tenancy. Settings come from pgrx.toml (through scripts/config.sh), not from here.
 #
 #   make demo          install what is missing, build, install, run sql/demo.sql in a throwaway cluster
-#   make test          all tests: #[pg_test] units, pg_regress and isolation suites, multi-connection tests
+#   make test          all tests: #[pg_test] units, pg_regress and isolation suites, multi-connection tests, docs examples
 #
 # Other targets: setup install installcheck unit multi bench package fmt lint clean
 
@@ -34,15 +34,15 @@ demo: setup install
 
 ## test: every kind of test; passes as root
 test: unit install-debug
-	scripts/run-suites.sh regress isolation multi
+	scripts/run-suites.sh regress isolation multi docs
 
 ## unit: #[pg_test] and #[test] functions, in a cluster cargo-pgrx starts as $(TEST_USER)
 unit: $(CLUSTER_ROOT)
 	cargo pgrx test $(PG_MAJOR) --runas $(TEST_USER) --pgdata $(CLUSTER_ROOT)/pgrx-test
 
-## installcheck: pg_regress and isolation suites against the installed extension
+## installcheck: pg_regress, isolation and docs suites against the installed extension
 installcheck: install-debug
-	scripts/run-suites.sh regress isolation
+	scripts/run-suites.sh regress isolation docs
 
 ## multi: multi-connection tests only
 multi: install-debug

@@ -7,6 +7,7 @@
 #   regress    pg_regress golden files in tests/regress (what a psql user sees)
 #   isolation  isolationtester specs in tests/isolation (interleaved sessions)
 #   multi      Rust multi-connection tests in tests/multi (concurrency, dump/restore)
+#   docs       the ```sql examples of docs/*.md, which must run as written
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 config() { "$here/scripts/config.sh" "$@"; }
@@ -19,7 +20,7 @@ host=$(config test host)
 user=$(config test user)
 cluster=suites
 
-[ $# -gt 0 ] || set -- regress isolation multi
+[ $# -gt 0 ] || set -- regress isolation multi docs
 
 port=$("$here/scripts/cluster.sh" start "$cluster")
 trap '"$here/scripts/cluster.sh" stop "$cluster"' EXIT
@@ -57,6 +58,9 @@ for suite in "$@"; do
             CARGO_TARGET_DIR="$here/target/client" \
             cargo test --manifest-path "$here/tests/multi/Cargo.toml" -- --test-threads=1 \
             || status=1
+        ;;
+    docs)
+        "$here/scripts/check-docs.sh" || status=1
         ;;
     *)
         echo "unknown suite: $suite" >&2

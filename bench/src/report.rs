@@ -1,0 +1,156 @@
+//! The printed result: one row per measurement, ours beside the anchor.
+
+use std::time::{Duration, Instant};
+
+/// Whether smaller or larger figures are better for a ratio target.
+#[derive(Clone, Copy)]
+#[allow(dead_code)] // Higher is for throughput scenarios (calls per second).
+pub enum Better {
+    Lower,
+    Higher,
+}
+
+pub struct Row {
+    pub scenario: String,
+    pub ours: String,
+    pub anchor: String,
+    /// ours / anchor (or whatever the scenario defines), with its target.
+    pub ratio: Option<f64>,
+    pub target: Option<(Better, f64)>,
+}
+
+#[derive(Default)]
+pub struct Report {
+    rows: Vec<Row>,
+}
+
+impl Report {
+    /// A comparison of two timings: ratio = ours / anchor, lower is better.
+    /// `target` is None for reference rows that measure someone else's code.
+    pub fn compare_times(
+        &mut self,
+        scenario: &str,
+        ours: Duration,
+        anchor_label: &str,
+        anchor: Duration,
+        target: Option<f64>,
+    ) {
+        self.rows.push(Row {
+            scenario: scenario.to_string(),
+            ours: format_duration(ours),
+            anchor: format!("{} {anchor_label}", format_duration(anchor)),
+            ratio: Some(ours.as_secs_f64() / anchor.as_secs_f64()),
+            target: target.map(|t| (Better::Lower, t)),
+        });
+    }
+
+    pub fn print(&self) {
+        let headers = ["scenario", "ours", "anchor", "ratio", "target", "met"];
+        let cells: Vec<[String; 6]> = self
+            .rows
+            .iter()
+            .map(|row| {
+                let ratio = row
+                    .ratio
+                    .map(|r| format!("{r:.3}"))
+                    .unwrap_or_else(|| "-".into());
+                let (target, met) = match (row.target, row.ratio) {
+                    (Some((Better::Lower, t)), Some(r)) => (format!("<= {t}"), yes_no(r <= t)),
+                    (Some((Better::Higher, t)), Some(r)) => (format!(">= {t}"), yes_no(r >= t)),
+                    _ => ("-".into(), "-".into()),
+                };
+                [
+                    row.scenario.clone(),
+                    row.ours.clone(),
+                    row.anchor.clone(),
+                    ratio,
+                    target,
+                    met,
+                ]
+            })
+            .collect();
+        let mut widths = headers.map(str::len);
+        for row in &cells {
+            for (i, cell) in row.iter().enumerate() {
+                widths[i] = widths[i].max(cell.chars().count());
+            }
+        }
+        let line = |cols: &[String]| {
+            cols.iter()
+                .enumerate()
+                .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        };
+        println!();
+        println!("{}", line(&headers.map(String::from)));
+        println!(
+            "{}",
+            widths
+                .iter()
+                .map(|w| "-".repeat(*w))
+                .collect::<Vec<_>>()
+                .join("-+-")
+        );
+        for row in &cells {
+            println!("{}", line(row));
+        }
+    }
+}
+
+fn yes_no(ok: bool) -> String {
+    if ok {
+        "yes".into()
+    } else {
+        "NO".into()
+    }
+}
+
+pub fn format_duration(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs >= 1.0 {
+        format!("{secs:.2} s")
+    } else if secs >= 0.001 {
+        format!("{:.2} ms", secs * 1e3)
+    } else {
+        format!("{:.1} µs", secs * 1e6)
+    }
+}
+
+fn time(work: &mut impl FnMut()) -> Duration {
+    let start = Instant::now();
+    work();
+    start.elapsed()
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+/// Median wall times of `runs` calls each of `ours` and `anchor`, after
+/// `warmup` unmeasured calls of each. The calls alternate, so drift in the
+/// machine (caches, the other core's load) hits both sides alike.
+pub fn median_times_interleaved(
+    warmup: usize,
+    runs: usize,
+    mut ours: impl FnMut(),
+    mut anchor: impl FnMut(),
+) -> (Duration, Duration) {
+    for _ in 0..warmup {
+        ours();
+        anchor();
+    }
+    let (mut ours_times, mut anchor_times) = (Vec::new(), Vec::new());
+    for run in 0..runs {
+        // Alternate which side goes first, too.
+        if run % 2 == 0 {
+            ours_times.push(time(&mut ours));
+            anchor_times.push(time(&mut anchor));
+        } else {
+            anchor_times.push(time(&mut anchor));
+            ours_times.push(time(&mut ours));
+        }
+    }
+    (median(ours_times), median(anchor_times))
+}

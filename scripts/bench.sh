@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Benchmarks against the installed (release) build, in a throwaway cluster:
+#   scripts/bench.sh [scenario ...]
+# Prints one table: our figure, the anchor's figure, the ratio and its target.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+config() { "$here/scripts/config.sh" "$@"; }
+host=$(config test host)
+user=$(config test user)
+
+CARGO_TARGET_DIR="$here/target/client" cargo build --release --manifest-path "$here/bench/Cargo.toml"
+port=$("$here/scripts/cluster.sh" start bench "max_wal_size = '4GB'" "work_mem = '16MB'")
+trap '"$here/scripts/cluster.sh" stop bench' EXIT
+echo "bench: cluster on $host:$port ($(nproc) cores)"
+"$here/target/client/release/pg_tenancy_bench" "host=$host port=$port user=$user" "$@"
