@@ -68,3 +68,26 @@ SELECT tbl, tenant_column, isolated FROM tenancy.tenant_tables;
 SELECT t.slug, count(*) AS projects
   FROM public.projects p JOIN tenancy.tenants t ON t.id = p.tenant_id
  GROUP BY t.slug ORDER BY t.slug;
+
+\echo
+\echo '=== Partitions ==='
+CREATE TABLE public.events (
+    id         bigint GENERATED ALWAYS AS IDENTITY,
+    tenant_id  uuid NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    what       text,
+    PRIMARY KEY (id, created_at)
+) PARTITION BY RANGE (created_at);
+SELECT tenancy.create_partitioned('public.events', 'created_at', '1 day', premake => 3, retention => '30 days');
+SELECT partition, range_from, range_to, is_default FROM tenancy.show_partitions('public.events');
+
+\echo
+\echo '--- A row from ten days ago has no child: it lands in the default partition ...'
+INSERT INTO public.events (tenant_id, created_at, what) VALUES
+    (:'acme', now() - interval '10 days', 'late import'), (:'acme', now(), 'signup');
+SELECT tableoid::regclass AS stored_in, what FROM public.events ORDER BY created_at;
+\echo '--- ... and maintenance moves it into a child of its own'
+SELECT action, partition, detail FROM tenancy.run_maintenance();
+SELECT tableoid::regclass AS stored_in, what FROM public.events ORDER BY created_at;
+\echo '--- A second run has nothing to do'
+SELECT count(*) AS actions FROM tenancy.run_maintenance();

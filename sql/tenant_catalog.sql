@@ -80,25 +80,3 @@ COMMENT ON COLUMN tenancy.tenant_tables.registered_at IS 'When the table was reg
 SELECT pg_catalog.pg_extension_config_dump('tenancy.plans', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.tenants', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.tenant_tables', '');
-
--- A dropped table leaves no registration behind (a dangling regclass would also
--- make pg_dump's output unrestorable).
-CREATE FUNCTION tenancy._forget_dropped_tables() RETURNS event_trigger
-LANGUAGE plpgsql
-SECURITY DEFINER  -- any table owner may drop a table; only the extension owner writes the catalog
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    DELETE FROM tenancy.tenant_tables t
-     USING pg_catalog.pg_event_trigger_dropped_objects() d
-     WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
-       AND d.objsubid = 0
-       AND t.tbl::pg_catalog.oid = d.objid;
-END
-$$;
-COMMENT ON FUNCTION tenancy._forget_dropped_tables() IS
-    'Internal: event trigger function that removes registrations of dropped tables.';
-CREATE EVENT TRIGGER tenancy_forget_dropped_tables ON sql_drop
-    EXECUTE FUNCTION tenancy._forget_dropped_tables();
-COMMENT ON EVENT TRIGGER tenancy_forget_dropped_tables IS
-    'Removes tenancy.tenant_tables rows of dropped tables.';

@@ -9,13 +9,23 @@
 use pgrx::prelude::*;
 
 mod common;
+mod partition;
 mod tenant;
+
+// Catalog housekeeping spans capabilities: it runs after all their catalogs exist.
+pgrx::extension_sql_file!(
+    "../sql/housekeeping.sql",
+    name = "housekeeping",
+    requires = ["tenant_catalog", "partition_catalog"]
+);
 
 ::pgrx::pg_module_magic!(name, version);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
+    common::clock::init();
     tenant::init();
+    partition::init();
     // Nothing else may claim our GUC prefix (a typo in `SET tenancy.x` is then an error).
     #[cfg(not(any(feature = "pg13", feature = "pg14")))]
     unsafe {

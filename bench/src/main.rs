@@ -4,6 +4,7 @@
 //!
 //! Usage: pg_tenancy_bench "host=... port=... user=..." [scenario ...]
 
+mod partitions;
 mod report;
 mod tenants;
 
@@ -16,10 +17,16 @@ struct Scenario {
     run: fn(&Bench, &mut Report),
 }
 
-const SCENARIOS: &[Scenario] = &[Scenario {
-    name: "isolation",
-    run: tenants::isolation_overhead,
-}];
+const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "isolation",
+        run: tenants::isolation_overhead,
+    },
+    Scenario {
+        name: "partitions",
+        run: partitions::partitions,
+    },
+];
 
 /// Where the scenarios connect.
 pub struct Bench {

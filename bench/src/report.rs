@@ -44,6 +44,10 @@ impl Report {
         });
     }
 
+    pub fn push(&mut self, row: Row) {
+        self.rows.push(row);
+    }
+
     pub fn print(&self) {
         let headers = ["scenario", "ours", "anchor", "ratio", "target", "met"];
         let cells: Vec<[String; 6]> = self

@@ -57,6 +57,12 @@ pub fn not_in_prerequisite_state(message: impl Into<String>) -> ErrorReport {
     )
 }
 
+/// 55P03: a lock could not be taken in time.
+#[track_caller]
+pub fn lock_not_available(message: impl Into<String>) -> ErrorReport {
+    report(PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE, message)
+}
+
 /// 42501: the caller lacks a privilege the operation needs.
 #[track_caller]
 pub fn insufficient_privilege(message: impl Into<String>) -> ErrorReport {

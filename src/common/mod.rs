@@ -1,7 +1,10 @@
 //! Pieces every capability shares: error constructors, SQL argument types,
-//! relation lookups and the switch to the extension owner's privileges.
+//! relation lookups, the clock, subtransactions and privilege switches.
 
+pub mod clock;
 pub mod error;
 pub mod privilege;
 pub mod relation;
+pub mod settings;
 pub mod sqltypes;
+pub mod subxact;

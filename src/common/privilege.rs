@@ -9,6 +9,7 @@
 //! would undo `set_tenant(..., is_local => true)` at function exit, and it
 //! would hide the caller's identity from the ownership checks.
 
+use super::settings::with_settings;
 use pgrx::pg_sys;
 
 /// Schema whose owner is treated as the extension owner.
@@ -17,7 +18,7 @@ const EXTENSION_SCHEMA: &std::ffi::CStr = c"tenancy";
 /// The search_path every privileged region runs with, so no object of the
 /// caller's (an operator in a schema earlier in their path, a temp table) can be
 /// picked up by our SQL while it runs as the extension owner.
-const SAFE_SEARCH_PATH: &std::ffi::CStr = c"pg_catalog, pg_temp";
+const SAFE_SEARCH_PATH: &str = "pg_catalog, pg_temp";
 
 /// The owner of schema `tenancy`, which `CREATE EXTENSION` creates for its caller.
 pub fn extension_owner() -> pg_sys::Oid {
@@ -44,34 +45,32 @@ pub fn extension_owner() -> pg_sys::Oid {
 /// On an error inside `work`, PostgreSQL's (sub)transaction abort restores the
 /// user id and pops the GUC nest level, exactly as it does for SECURITY DEFINER.
 pub fn as_extension_owner<R>(work: impl FnOnce() -> R) -> R {
+    as_role(extension_owner(), false, work)
+}
+
+/// Runs `work` as a table's owner in a security-restricted operation, the way
+/// PostgreSQL itself runs VACUUM, ANALYZE or REFRESH MATERIALIZED VIEW: the
+/// owner's triggers, defaults and index expressions then run with the owner's
+/// rights, never with the rights of whoever (a superuser, the scheduler)
+/// started the maintenance.
+pub fn as_table_owner<R>(owner: pg_sys::Oid, work: impl FnOnce() -> R) -> R {
+    as_role(owner, true, work)
+}
+
+fn as_role<R>(role: pg_sys::Oid, restricted: bool, work: impl FnOnce() -> R) -> R {
     let mut saved_user = pg_sys::InvalidOid;
     let mut saved_context: i32 = 0;
+    let mut context_flags = pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32;
+    if restricted {
+        context_flags |= pg_sys::SECURITY_RESTRICTED_OPERATION as i32;
+    }
     // SAFETY: plain backend-global state accessors, as fmgr_security_definer uses them.
     unsafe {
         pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
-        pg_sys::SetUserIdAndSecContext(
-            extension_owner(),
-            saved_context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
-        );
+        pg_sys::SetUserIdAndSecContext(role, saved_context | context_flags);
     }
-    // SAFETY: a new GUC nest level is popped below (or by the abort path).
-    let nest_level = unsafe { pg_sys::NewGUCNestLevel() };
-    unsafe {
-        pg_sys::set_config_option(
-            c"search_path".as_ptr(),
-            SAFE_SEARCH_PATH.as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-            pg_sys::GucAction::GUC_ACTION_SAVE,
-            true,
-            pg_sys::PGERROR as i32,
-            false,
-        );
-    }
-    let result = work();
-    unsafe {
-        pg_sys::AtEOXact_GUC(true, nest_level);
-        pg_sys::SetUserIdAndSecContext(saved_user, saved_context);
-    }
+    let result = with_settings(&[("search_path", SAFE_SEARCH_PATH)], work);
+    // SAFETY: restores what was saved above.
+    unsafe { pg_sys::SetUserIdAndSecContext(saved_user, saved_context) };
     result
 }

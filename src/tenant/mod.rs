@@ -3,7 +3,7 @@
 
 mod api;
 pub mod context;
-mod isolation;
+pub mod isolation;
 pub mod registry;
 
 #[cfg(any(test, feature = "pg_test"))]

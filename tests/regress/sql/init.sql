@@ -7,7 +7,7 @@ SELECT name, limits FROM tenancy.plans ORDER BY name;
 -- Configuration tables are dumped by pg_dump.
 SELECT c::regclass AS config_table
   FROM pg_extension e, unnest(e.extconfig) AS c
- WHERE extname = 'pg_tenancy' ORDER BY 1::text;
+ WHERE extname = 'pg_tenancy' ORDER BY c::regclass::text;
 -- Every object the extension creates has a comment.
 SELECT pg_describe_object(d.classid, d.objid, 0) AS uncommented
   FROM pg_depend d
@@ -22,7 +22,7 @@ SELECT a.attrelid::regclass AS relation, a.attname AS uncommented_column
  WHERE c.relnamespace = 'tenancy'::regnamespace AND c.relkind IN ('r', 'p', 'v')
    AND a.attnum > 0 AND NOT a.attisdropped
    AND col_description(a.attrelid, a.attnum) IS NULL
- ORDER BY 1::text, 2;
+ ORDER BY a.attrelid::regclass::text, a.attname;
 -- current_tenant() is what RLS policies call: its markings matter.
 SELECT proname, provolatile, proparallel, proleakproof, proisstrict
   FROM pg_proc

@@ -1,0 +1,28 @@
+-- Catalog housekeeping shared by all capabilities.
+
+-- A dropped table leaves no registration behind in any catalog keyed by it (a
+-- dangling regclass would also make pg_dump's output unrestorable).
+CREATE FUNCTION tenancy._forget_dropped_tables() RETURNS event_trigger
+LANGUAGE plpgsql
+SECURITY DEFINER  -- any table owner may drop a table; only the extension owner writes the catalogs
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    dropped oid[];
+BEGIN
+    SELECT array_agg(d.objid) INTO dropped
+      FROM pg_catalog.pg_event_trigger_dropped_objects() d
+     WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objsubid = 0;
+    IF dropped IS NULL THEN
+        RETURN;
+    END IF;
+    DELETE FROM tenancy.tenant_tables WHERE tbl::pg_catalog.oid = ANY (dropped);
+    DELETE FROM tenancy.partition_sets WHERE parent::pg_catalog.oid = ANY (dropped);
+END
+$$;
+COMMENT ON FUNCTION tenancy._forget_dropped_tables() IS
+    'Internal: event trigger function that removes catalog rows of dropped tables.';
+CREATE EVENT TRIGGER tenancy_forget_dropped_tables ON sql_drop
+    EXECUTE FUNCTION tenancy._forget_dropped_tables();
+COMMENT ON EVENT TRIGGER tenancy_forget_dropped_tables IS
+    'Removes tenancy catalog rows (table registrations, partition sets) of dropped tables.';
