@@ -30,6 +30,27 @@ fn per_set(total: Duration, sets: usize) -> String {
     format!("{:.2} ms/set", total.as_secs_f64() * 1e3 / sets as f64)
 }
 
+/// A row comparing our total time over `sets` sets with pg_partman's.
+fn per_set_row(
+    scenario: String,
+    ours: Duration,
+    partman: Duration,
+    sets: usize,
+    target: f64,
+) -> Row {
+    Row {
+        scenario,
+        ours: format!("{} ({})", format_duration(ours), per_set(ours, sets)),
+        anchor: format!(
+            "{} ({}) pg_partman 4.7",
+            format_duration(partman),
+            per_set(partman, sets)
+        ),
+        ratio: Some(ours.as_secs_f64() / partman.as_secs_f64()),
+        target: Some((Better::Lower, target)),
+    }
+}
+
 fn fresh(bench: &Bench) -> Client {
     let mut client = bench.fresh_database(DATABASE);
     client
@@ -69,17 +90,13 @@ pub fn partitions(bench: &Bench, report: &mut Report) {
                     .unwrap();
             }
         });
-        report.push(Row {
-            scenario: format!("partitions: register {sets} daily sets (premake 4)"),
-            ours: format!("{} ({})", format_duration(ours), per_set(ours, sets)),
-            anchor: format!(
-                "{} ({}) pg_partman 4.7",
-                format_duration(partman),
-                per_set(partman, sets)
-            ),
-            ratio: Some(ours.as_secs_f64() / partman.as_secs_f64()),
-            target: Some((Better::Lower, 0.5)),
-        });
+        report.push(per_set_row(
+            format!("partitions: register {sets} daily sets (premake 4)"),
+            ours,
+            partman,
+            sets,
+            0.5,
+        ));
 
         let mut partman_client = bench.connect(DATABASE);
         let (ours, partman) = median_times_interleaved(
@@ -98,17 +115,13 @@ pub fn partitions(bench: &Bench, report: &mut Report) {
                     .unwrap();
             },
         );
-        report.push(Row {
-            scenario: format!("partitions: no-op run_maintenance over {sets} sets"),
-            ours: format!("{} ({})", format_duration(ours), per_set(ours, sets)),
-            anchor: format!(
-                "{} ({}) pg_partman 4.7",
-                format_duration(partman),
-                per_set(partman, sets)
-            ),
-            ratio: Some(ours.as_secs_f64() / partman.as_secs_f64()),
-            target: Some((Better::Lower, 0.2)),
-        });
+        report.push(per_set_row(
+            format!("partitions: no-op run_maintenance over {sets} sets"),
+            ours,
+            partman,
+            sets,
+            0.2,
+        ));
     }
 
     // Retention: 365 expired daily children dropped in one run.

@@ -26,34 +26,23 @@ impl RetentionMode {
     }
 }
 
-/// A managed set, ready for planning.
+/// A managed set, ready for planning: its catalog row plus what was derived
+/// from it. It reads as the row for everything else (`set.name`, `set.owner`).
 #[derive(Debug, Clone)]
 pub struct PartitionSet {
-    pub parent: pg_sys::Oid,
-    pub schema: String,
-    pub namespace: pg_sys::Oid,
-    pub name: String,
-    pub owner: pg_sys::Oid,
-    pub column: String,
+    pub row: SetRow,
     pub kind: ControlKind,
     pub step: Step,
-    pub premake: i32,
-    /// Children ending at or before this instant are expired (time sets with retention).
-    pub retention_cutoff: Option<i64>,
     pub retention_mode: RetentionMode,
+    /// Where the first child starts, as asked at registration.
     pub start: Option<i64>,
-    pub default_partition: bool,
-    /// The tenant column when the parent is isolated: children get the policy too.
-    pub isolation_column: Option<String>,
-    /// The parent's tablespace, if not the database default.
-    pub tablespace: Option<String>,
-    /// The parent's grants as `GRANT ... ON {child} TO ...` templates.
-    pub grants: Vec<String>,
 }
 
-impl PartitionSet {
-    pub fn qualified_parent(&self) -> String {
-        quote_qualified_identifier(&self.schema, &self.name)
+impl std::ops::Deref for PartitionSet {
+    type Target = SetRow;
+
+    fn deref(&self) -> &SetRow {
+        &self.row
     }
 }
 
@@ -71,13 +60,17 @@ pub struct SetRow {
     pub part_interval: String,
     pub premake: i32,
     pub retention: bool,
+    /// Children ending at or before this instant are expired (time sets with retention).
     pub retention_cutoff: Option<i64>,
     pub retention_mode: String,
     pub start_at: Option<i64>,
     pub start_value: Option<i64>,
     pub default_partition: bool,
+    /// The tenant column when the parent is isolated: children get the policy too.
     pub isolation_column: Option<String>,
+    /// The parent's tablespace, if not the database default.
     pub tablespace: Option<String>,
+    /// The parent's grants as `GRANT ... ON {child} TO ...` templates.
     pub grants: Vec<String>,
 }
 
@@ -103,26 +96,15 @@ impl SetRow {
             return Err("retention applies to time-based sets only".into());
         }
         Ok(PartitionSet {
-            parent: self.parent,
-            schema: self.schema.clone(),
-            namespace: self.namespace,
-            name: self.name.clone(),
-            owner: self.owner,
-            column: self.column.clone(),
+            row: self.clone(),
             kind,
             step,
-            premake: self.premake,
-            retention_cutoff: self.retention_cutoff,
             retention_mode,
             start: if kind.is_time() {
                 self.start_at
             } else {
                 self.start_value
             },
-            default_partition: self.default_partition,
-            isolation_column: self.isolation_column.clone(),
-            tablespace: self.tablespace.clone(),
-            grants: self.grants.clone(),
         })
     }
 }
