@@ -64,6 +64,10 @@ fmt:
 lint:
 	cargo fmt --all --check
 	cargo clippy --all-targets -- -D warnings
+	for crate in tests/multi bench; do \
+	  cargo fmt --manifest-path $$crate/Cargo.toml --check && \
+	  CARGO_TARGET_DIR=target/client cargo clippy --manifest-path $$crate/Cargo.toml --all-targets -- -D warnings || exit 1; \
+	done
 
 $(CLUSTER_ROOT):
 	mkdir -p $@

@@ -69,7 +69,10 @@ start)
         echo "log_line_prefix = '%m [%p] %d '"
         for line in "$@"; do echo "$line"; done
     } >>"$dir/data/postgresql.conf"
-    as_user "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null \
+    # A server inheriting RUST_BACKTRACE would put Rust backtraces in error
+    # details (pgrx does), which no test output can pin.
+    as_user env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE \
+        "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null \
         || { cat "$dir/server.log" >&2; exit 1; }
     echo "$port" >"$dir/port"
     echo "$port"
