@@ -10,6 +10,7 @@ CREATE TABLE tenancy.partition_sets (
     start_at          timestamptz,
     start_value       bigint,
     default_partition boolean NOT NULL DEFAULT true,
+    child_ddl         text[] NOT NULL DEFAULT '{}',
     created_at        timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 COMMENT ON TABLE tenancy.partition_sets IS
@@ -23,6 +24,8 @@ COMMENT ON COLUMN tenancy.partition_sets.retention_mode IS 'drop: DROP TABLE the
 COMMENT ON COLUMN tenancy.partition_sets.start_at IS 'Time sets: start of the first child, as asked at creation (NULL: the current period).';
 COMMENT ON COLUMN tenancy.partition_sets.start_value IS 'Integer sets: start of the first child, as asked at creation (NULL: the highest value, or 0).';
 COMMENT ON COLUMN tenancy.partition_sets.default_partition IS 'Whether the set keeps a DEFAULT partition for rows no child covers.';
+COMMENT ON COLUMN tenancy.partition_sets.child_ddl IS
+    'Statements run on every new child, {child} standing for its quoted name (run as the parent''s owner).';
 COMMENT ON COLUMN tenancy.partition_sets.created_at IS 'When the set was registered.';
 
 SELECT pg_catalog.pg_extension_config_dump('tenancy.partition_sets', '');

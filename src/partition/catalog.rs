@@ -66,8 +66,16 @@ pub struct SetRow {
     pub start_at: Option<i64>,
     pub start_value: Option<i64>,
     pub default_partition: bool,
-    /// The tenant column when the parent is isolated: children get the policy too.
-    pub isolation_column: Option<String>,
+    /// The parent's row-level security: (ENABLE, FORCE).
+    pub row_security: (bool, bool),
+    /// The parent's policies as `CREATE POLICY ... ON {child} ...` templates:
+    /// PostgreSQL does not give partitions their parent's policies, and a
+    /// child read directly must be as protected as the parent.
+    pub policies: Vec<String>,
+    /// Whether the parent is audited: children get the audit triggers.
+    pub audited: bool,
+    /// `partition_sets.child_ddl`: statements for every new child.
+    pub child_ddl: Vec<String>,
     /// The parent's tablespace, if not the database default.
     pub tablespace: Option<String>,
     /// The parent's grants as `GRANT ... ON {child} TO ...` templates.
@@ -176,7 +184,18 @@ pub fn load_sets(only: Option<pg_sys::Oid>, now: i64) -> Vec<SetRow> {
                             (extract(epoch from ($1 - s.retention)) * 1000000)::bigint,
                             s.retention_mode,
                             (extract(epoch from s.start_at) * 1000000)::bigint,
-                            s.start_value, s.default_partition, t.tenant_column::text,
+                            s.start_value, s.default_partition,
+                            ARRAY(SELECT format('CREATE POLICY %I ON {{child}} AS %s FOR %s TO %s%s%s',
+                                                p.polname,
+                                                CASE WHEN p.polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END,
+                                                CASE p.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT'
+                                                              WHEN 'w' THEN 'UPDATE' WHEN 'd' THEN 'DELETE' ELSE 'ALL' END,
+                                                (SELECT string_agg(CASE WHEN r = 0 THEN 'PUBLIC'
+                                                                        ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(r)) END, ', ')
+                                                   FROM unnest(p.polroles) r),
+                                                ' USING (' || pg_catalog.pg_get_expr(p.polqual, p.polrelid) || ')',
+                                                ' WITH CHECK (' || pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid) || ')')
+                                    FROM pg_catalog.pg_policy p WHERE p.polrelid = c.oid ORDER BY p.polname),
                             c.relnamespace, sp.spcname::text,
                             ARRAY(SELECT format('GRANT %s ON {{child}} TO %s%s', g.privilege_type,
                                                 CASE WHEN g.grantee = 0 THEN 'PUBLIC'
@@ -184,7 +203,10 @@ pub fn load_sets(only: Option<pg_sys::Oid>, now: i64) -> Vec<SetRow> {
                                                 CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END)
                                     FROM pg_catalog.aclexplode(c.relacl) g
                                     LEFT JOIN pg_catalog.pg_roles r ON r.oid = g.grantee
-                                   WHERE g.grantee <> c.relowner)
+                                   WHERE g.grantee <> c.relowner),
+                            c.relrowsecurity, c.relforcerowsecurity,
+                            EXISTS (SELECT 1 FROM tenancy.audit_config ac WHERE ac.tbl = s.parent),
+                            s.child_ddl
                        FROM tenancy.partition_sets s
                        JOIN pg_catalog.pg_class c ON c.oid = s.parent
                        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -192,7 +214,6 @@ pub fn load_sets(only: Option<pg_sys::Oid>, now: i64) -> Vec<SetRow> {
                        LEFT JOIN pg_catalog.pg_attribute a
                               ON a.attrelid = s.parent AND a.attname = s.control_column
                              AND a.attnum > 0 AND NOT a.attisdropped
-                       LEFT JOIN tenancy.tenant_tables t ON t.tbl = s.parent AND t.isolated
                       {filter}
                       ORDER BY n.nspname, c.relname"),
                     None,
@@ -214,10 +235,13 @@ pub fn load_sets(only: Option<pg_sys::Oid>, now: i64) -> Vec<SetRow> {
                         start_at: row.get(12)?,
                         start_value: row.get(13)?,
                         default_partition: row.get(14)?.unwrap_or(true),
-                        isolation_column: row.get(15)?,
+                        policies: row.get::<Vec<String>>(15)?.unwrap_or_default(),
                         namespace: row.get(16)?.unwrap_or_default(),
                         tablespace: row.get(17)?,
                         grants: row.get::<Vec<String>>(18)?.unwrap_or_default(),
+                        row_security: (row.get(19)?.unwrap_or(false), row.get(20)?.unwrap_or(false)),
+                        audited: row.get(21)?.unwrap_or(false),
+                        child_ddl: row.get::<Vec<String>>(22)?.unwrap_or_default(),
                     })
                 })
                 .collect::<Result<Vec<_>, pgrx::spi::Error>>()

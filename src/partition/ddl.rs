@@ -165,18 +165,30 @@ pub fn create_child(set: &PartitionSet, range: Option<Range>, join: Join) -> Res
     })
 }
 
-/// The parent's grants and isolation, as statements for a new child.
+/// What a new child must get from its parent beyond its shape: grants,
+/// row-level security and policies, audit triggers, and the set's own child_ddl.
 fn child_extras(set: &PartitionSet, qualified: &str) -> Vec<String> {
     let mut statements: Vec<String> = set
         .grants
         .iter()
         .map(|g| g.replace("{child}", qualified))
         .collect();
-    if let Some(column) = &set.isolation_column {
-        statements.extend(crate::tenant::isolation::isolate_new_table_sql(
-            qualified, column,
-        ));
+    let (enabled, forced) = set.row_security;
+    if enabled {
+        statements.push(format!("ALTER TABLE {qualified} ENABLE ROW LEVEL SECURITY"));
     }
+    if forced {
+        statements.push(format!("ALTER TABLE {qualified} FORCE ROW LEVEL SECURITY"));
+    }
+    statements.extend(set.policies.iter().map(|p| p.replace("{child}", qualified)));
+    if set.audited {
+        statements.extend(crate::audit::trigger_sql(qualified));
+    }
+    statements.extend(
+        set.child_ddl
+            .iter()
+            .map(|ddl| ddl.replace("{child}", qualified)),
+    );
     statements
 }
 

@@ -29,15 +29,6 @@ pub fn create_policy_sql(qualified_table: &str, tenant_column: &str) -> String {
     )
 }
 
-/// The statements isolating a table that was just created (nothing to check).
-pub fn isolate_new_table_sql(qualified_table: &str, tenant_column: &str) -> Vec<String> {
-    vec![
-        format!("ALTER TABLE {qualified_table} ENABLE ROW LEVEL SECURITY"),
-        format!("ALTER TABLE {qualified_table} FORCE ROW LEVEL SECURITY"),
-        create_policy_sql(qualified_table, tenant_column),
-    ]
-}
-
 /// What a table's row-level security looks like right now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RlsState {
