@@ -12,4 +12,5 @@ CARGO_TARGET_DIR="$here/target/client" cargo build --release --manifest-path "$h
 port=$("$here/scripts/cluster.sh" start bench "max_wal_size = '4GB'" "work_mem = '16MB'")
 trap '"$here/scripts/cluster.sh" stop bench' EXIT
 echo "bench: cluster on $host:$port ($(nproc) cores)"
-"$here/target/client/release/pg_tenancy_bench" "host=$host port=$port user=$user" "$@"
+PGTENANCY_BINDIR="$("$(config pg_config "$(config postgres default)")" --bindir)" \
+    "$here/target/client/release/pg_tenancy_bench" "host=$host port=$port user=$user" "$@"

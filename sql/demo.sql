@@ -91,3 +91,24 @@ SELECT action, partition, detail FROM tenancy.run_maintenance();
 SELECT tableoid::regclass AS stored_in, what FROM public.events ORDER BY created_at;
 \echo '--- A second run has nothing to do'
 SELECT count(*) AS actions FROM tenancy.run_maintenance();
+
+\echo
+\echo '=== Audit ==='
+SELECT tenancy.enable_audit('public.projects');
+SET ROLE demo_app;
+SELECT tenancy.set_tenant(:'acme');
+SELECT tenancy.set_actor('user:wile.e');
+UPDATE public.projects SET name = name || ' (v2)' WHERE name = 'Giant magnet';
+DELETE FROM public.projects WHERE name = 'Rocket skates';
+\echo '--- The application reads its own tenant''s audit trail, and cannot change it'
+SELECT op, record_key, old_row, new_row, changed_cols, actor FROM tenancy.audit_log ORDER BY logged_at, id;
+\set ON_ERROR_STOP off
+DELETE FROM tenancy.audit_log;
+\set ON_ERROR_STOP on
+RESET ROLE;
+\echo '--- Sealing chains the rows per tenant; a superuser''s edit is caught'
+SELECT tenancy.seal_audit() AS rows_sealed;
+SELECT t.slug, v.rows_checked, v.ok FROM tenancy.verify_audit() v JOIN tenancy.tenants t ON t.id = v.tenant_id;
+UPDATE tenancy.audit_log SET actor = 'someone else' WHERE op = 'DELETE';
+SELECT t.slug, v.rows_checked, v.ok, v.first_bad_id IS NOT NULL AS found_the_edit
+  FROM tenancy.verify_audit() v JOIN tenancy.tenants t ON t.id = v.tenant_id;

@@ -8,6 +8,7 @@
 
 use pgrx::prelude::*;
 
+mod audit;
 mod common;
 mod partition;
 mod tenant;
@@ -16,7 +17,7 @@ mod tenant;
 pgrx::extension_sql_file!(
     "../sql/housekeeping.sql",
     name = "housekeeping",
-    requires = ["tenant_catalog", "partition_catalog"]
+    requires = ["tenant_catalog", "partition_catalog", "audit_catalog"]
 );
 
 ::pgrx::pg_module_magic!(name, version);
@@ -26,6 +27,7 @@ pub extern "C-unwind" fn _PG_init() {
     common::clock::init();
     tenant::init();
     partition::init();
+    audit::init();
     // Nothing else may claim our GUC prefix (a typo in `SET tenancy.x` is then an error).
     #[cfg(not(any(feature = "pg13", feature = "pg14")))]
     unsafe {

@@ -4,6 +4,7 @@
 //!
 //! Usage: pg_tenancy_bench "host=... port=... user=..." [scenario ...]
 
+mod audit;
 mod partitions;
 mod report;
 mod tenants;
@@ -26,11 +27,17 @@ const SCENARIOS: &[Scenario] = &[
         name: "partitions",
         run: partitions::partitions,
     },
+    Scenario {
+        name: "audit",
+        run: audit::audit,
+    },
 ];
 
 /// Where the scenarios connect.
 pub struct Bench {
     dsn: String,
+    /// PostgreSQL's bin directory (pgbench).
+    bindir: String,
 }
 
 impl Bench {
@@ -46,6 +53,41 @@ impl Bench {
             NoTls,
         )
         .unwrap_or_else(|e| panic!("connect to {database} as {role}: {e}"))
+    }
+
+    /// Runs pgbench with `script` for `seconds` with `clients` clients and
+    /// returns the transactions per second it reports.
+    pub fn pgbench(&self, database: &str, script: &str, clients: u32, seconds: u32) -> f64 {
+        let path =
+            std::env::temp_dir().join(format!("pg_tenancy_bench_{}.sql", std::process::id()));
+        std::fs::write(&path, script).expect("write pgbench script");
+        let output = std::process::Command::new(format!("{}/pgbench", self.bindir))
+            .arg(format!("{} dbname={database}", self.dsn))
+            .args([
+                "-n",
+                "-c",
+                &clients.to_string(),
+                "-j",
+                "2",
+                "-T",
+                &seconds.to_string(),
+                "-f",
+            ])
+            .arg(&path)
+            .output()
+            .expect("run pgbench");
+        let _ = std::fs::remove_file(&path);
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "pgbench failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        text.lines()
+            .find_map(|line| line.strip_prefix("tps = "))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|number| number.parse().ok())
+            .unwrap_or_else(|| panic!("no tps in pgbench output: {text}"))
     }
 
     /// Creates a fresh database with pg_tenancy installed.
@@ -69,7 +111,9 @@ fn main() {
         .next()
         .expect("usage: pg_tenancy_bench DSN [scenario ...]");
     let selected: Vec<String> = args.collect();
-    let bench = Bench { dsn };
+    let bindir =
+        std::env::var("PGTENANCY_BINDIR").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into());
+    let bench = Bench { dsn, bindir };
     let mut report = Report::default();
     for scenario in SCENARIOS {
         if selected.is_empty() || selected.iter().any(|s| s == scenario.name) {

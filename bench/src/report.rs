@@ -4,7 +4,6 @@ use std::time::{Duration, Instant};
 
 /// Whether smaller or larger figures are better for a ratio target.
 #[derive(Clone, Copy)]
-#[allow(dead_code)] // Higher is for throughput scenarios (calls per second).
 pub enum Better {
     Lower,
     Higher,

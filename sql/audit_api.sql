@@ -1,0 +1,58 @@
+-- Audit: views, SQL functions, comments and privileges.
+
+-- Application roles read their own tenant's rows and nothing else; no role
+-- holds INSERT, UPDATE, DELETE or TRUNCATE on the log (the trigger writes it
+-- directly). The policy is copied onto every partition as it is created.
+ALTER TABLE tenancy.audit_log ENABLE ROW LEVEL SECURITY;
+CREATE POLICY audit_tenant_reads ON tenancy.audit_log AS PERMISSIVE FOR SELECT TO PUBLIC
+    USING (tenant_id OPERATOR(pg_catalog.=) (SELECT tenancy.current_tenant()));
+GRANT SELECT ON tenancy.audit_log TO PUBLIC;
+-- The trigger, running as whoever changed an audited table, draws ids from it.
+GRANT USAGE ON SEQUENCE tenancy.audit_log_id_seq TO PUBLIC;
+
+
+CREATE VIEW tenancy.audited_tables AS
+SELECT a.tbl AS table_name,
+       a.exclude_columns,
+       a.enabled_at,
+       (SELECT count(*) FROM pg_catalog.pg_trigger t
+         WHERE t.tgrelid = a.tbl AND t.tgname::text LIKE 'tenancy\_audit\_%' AND t.tgenabled <> 'D') = 4
+           AS triggers_enabled
+  FROM tenancy.audit_config a;
+COMMENT ON VIEW tenancy.audited_tables IS 'Tables audited by tenancy.enable_audit, with their exclusions and whether all four audit triggers are in place.';
+COMMENT ON COLUMN tenancy.audited_tables.table_name IS 'The audited table.';
+COMMENT ON COLUMN tenancy.audited_tables.exclude_columns IS 'Columns left out of recorded rows.';
+COMMENT ON COLUMN tenancy.audited_tables.enabled_at IS 'When auditing was enabled.';
+COMMENT ON COLUMN tenancy.audited_tables.triggers_enabled IS 'Whether the four tenancy_audit_* triggers exist and are enabled.';
+GRANT SELECT ON tenancy.audited_tables TO PUBLIC;
+
+-- Runs with the caller's rights: an application role sees its own tenant's history.
+CREATE FUNCTION tenancy.row_history(tbl regclass, record_key jsonb)
+RETURNS SETOF tenancy.audit_log
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT a.*
+      FROM tenancy.audit_log a
+     WHERE a.table_name = (SELECT pg_catalog.format('%I.%I', n.nspname, c.relname)
+                             FROM pg_catalog.pg_class c
+                             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                            WHERE c.oid = row_history.tbl)
+       AND a.record_key = row_history.record_key
+     ORDER BY a.logged_at, a.id
+$$;
+COMMENT ON FUNCTION tenancy.row_history(regclass, jsonb) IS
+    'Every audit row of one record (by its record_key, e.g. ''{"id": 42}''), oldest first.';
+
+COMMENT ON FUNCTION tenancy.enable_audit(regclass, text[]) IS
+    'Audits INSERT, UPDATE, DELETE and TRUNCATE on a table (and its partitions) into tenancy.audit_log, leaving out exclude_columns.';
+COMMENT ON FUNCTION tenancy.disable_audit(regclass) IS 'Stops auditing a table; logged rows stay.';
+COMMENT ON FUNCTION tenancy.seal_audit() IS
+    'Extends each tenant''s SHA-256 chain over the audit rows of finished transactions; returns rows sealed.';
+COMMENT ON FUNCTION tenancy.verify_audit(uuid) IS
+    'Recomputes the chains and reports, per tenant, rows checked, whether all is intact, and the first bad audit row.';
+COMMENT ON FUNCTION tenancy._audit_statement() IS 'Internal: the statement trigger behind every tenancy_audit_* trigger.';
+
+-- Sealing and verifying read every tenant's rows: administrators only.
+REVOKE EXECUTE ON FUNCTION tenancy.seal_audit() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION tenancy.verify_audit(uuid) FROM PUBLIC;

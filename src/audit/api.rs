@@ -1,0 +1,262 @@
+//! SQL API for "Audit" (DESIGN.md): enable and disable auditing of a table,
+//! read a record's history, seal and verify the hash chains.
+
+use super::seal;
+use crate::common::error::{self, required, Result};
+use crate::common::privilege::as_extension_owner;
+use crate::common::relation::Relation;
+use crate::common::sqltypes::RegClass;
+use pgrx::prelude::*;
+use pgrx::spi::quote_identifier;
+
+/// The four statement triggers auditing a table, by name and definition.
+pub fn trigger_definitions(qualified_table: &str) -> Vec<(&'static str, String)> {
+    let function = "EXECUTE FUNCTION tenancy._audit_statement()";
+    vec![
+        (
+            "tenancy_audit_insert",
+            format!("AFTER INSERT ON {qualified_table} REFERENCING NEW TABLE AS tenancy_audit_new FOR EACH STATEMENT {function}"),
+        ),
+        (
+            "tenancy_audit_update",
+            format!(
+                "AFTER UPDATE ON {qualified_table} REFERENCING OLD TABLE AS tenancy_audit_old NEW TABLE AS tenancy_audit_new FOR EACH STATEMENT {function}"
+            ),
+        ),
+        (
+            "tenancy_audit_delete",
+            format!("AFTER DELETE ON {qualified_table} REFERENCING OLD TABLE AS tenancy_audit_old FOR EACH STATEMENT {function}"),
+        ),
+        ("tenancy_audit_truncate", format!("AFTER TRUNCATE ON {qualified_table} FOR EACH STATEMENT {function}")),
+    ]
+}
+
+/// `CREATE TRIGGER` statements auditing a new partition of an audited table.
+pub fn trigger_sql(qualified_table: &str) -> Vec<String> {
+    trigger_definitions(qualified_table)
+        .into_iter()
+        .map(|(name, definition)| format!("CREATE TRIGGER {} {definition}", quote_identifier(name)))
+        .collect()
+}
+
+fn existing_triggers(table: &Relation) -> Vec<String> {
+    Spi::connect(|client| {
+        client
+            .select(
+                "SELECT tgname::text FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgname::text LIKE 'tenancy\\_audit\\_%'",
+                None,
+                &[table.oid.into()],
+            )?
+            .map(|row| row.get::<String>(1).map(|n| n.unwrap_or_default()))
+            .collect::<std::result::Result<Vec<_>, _>>()
+    })
+    .expect("trigger lookup failed")
+}
+
+/// Installs the audit triggers on one table; returns whether any was missing.
+fn install_triggers(table: &Relation) -> bool {
+    let existing = existing_triggers(table);
+    let mut changed = false;
+    for (name, definition) in trigger_definitions(&table.qualified_name()) {
+        if !existing.iter().any(|e| e == name) {
+            Spi::run(&format!(
+                "CREATE TRIGGER {} {definition}",
+                quote_identifier(name)
+            ))
+            .unwrap_or_else(|e| panic!("creating {name}: {e}"));
+            changed = true;
+        }
+    }
+    changed
+}
+
+fn drop_triggers(table: &Relation) -> bool {
+    let existing = existing_triggers(table);
+    for name in &existing {
+        Spi::run(&format!(
+            "DROP TRIGGER {} ON {}",
+            quote_identifier(name),
+            table.qualified_name()
+        ))
+        .unwrap_or_else(|e| panic!("dropping {name}: {e}"));
+    }
+    !existing.is_empty()
+}
+
+/// The columns PostgreSQL identifies rows of `table` by: its primary key, else
+/// its replica identity index. 55000 when there is neither.
+fn require_record_key(table: &Relation) -> Result<()> {
+    let has_key = Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index WHERE indrelid = $1 AND (indisprimary OR indisreplident))",
+        &[table.oid.into()],
+    )
+    .expect("key lookup failed")
+    .unwrap_or(false);
+    if has_key {
+        Ok(())
+    } else {
+        Err(error::not_in_prerequisite_state(format!(
+            "table {} has no primary key",
+            table.qualified_name()
+        ))
+        .set_detail("Audit rows identify the changed record by its key (record_key).")
+        .set_hint("Add a primary key, or mark a unique index on NOT NULL columns with ALTER TABLE ... REPLICA IDENTITY USING INDEX."))
+    }
+}
+
+/// Starts auditing `tbl`: every INSERT, UPDATE, DELETE and TRUNCATE is
+/// recorded in `tenancy.audit_log`, with `exclude_columns` left out of the
+/// recorded rows. Partitions of a partitioned table are audited too, so
+/// writes straight to a partition are not missed. Running it again with the
+/// same exclusions is a NOTICE; with others, it changes them.
+///
+/// ```sql
+/// SELECT tenancy.enable_audit('accounts', exclude_columns => '{password_hash}');
+/// ```
+#[pg_extern(volatile, parallel_unsafe)]
+fn enable_audit(
+    tbl: Option<RegClass>,
+    exclude_columns: default!(Option<Vec<Option<String>>>, "'{}'"),
+) -> Result<()> {
+    let tbl = required(tbl, "tbl")?;
+    let exclude_columns = required(exclude_columns, "exclude_columns")?;
+    let table = Relation::lookup_table(tbl)?;
+    table.require_owner()?;
+    if table.schema == "tenancy" {
+        return Err(error::invalid_parameter(
+            "pg_tenancy's own tables cannot be audited",
+        ));
+    }
+    require_record_key(&table)?;
+    let mut excluded: Vec<String> = Vec::new();
+    for column in exclude_columns {
+        let column = column
+            .ok_or_else(|| error::invalid_parameter("exclude_columns must not contain NULL"))?;
+        table.column(&column)?;
+        if !excluded.contains(&column) {
+            excluded.push(column);
+        }
+    }
+    excluded.sort();
+    super::ensure_audit_log_partitions();
+
+    let previous: Option<Option<Vec<String>>> = as_extension_owner(|| {
+        Spi::connect(|client| {
+            let rows = client.select(
+                "SELECT exclude_columns FROM tenancy.audit_config WHERE tbl = $1",
+                None,
+                &[tbl.into()],
+            )?;
+            if rows.is_empty() {
+                Ok::<_, pgrx::spi::Error>(None)
+            } else {
+                Ok(Some(rows.first().get::<Vec<String>>(1)?))
+            }
+        })
+        .expect("reading audit settings failed")
+    });
+    let mut changed = install_triggers(&table);
+    for partition in table.partitions() {
+        changed |= install_triggers(&partition);
+    }
+    match previous {
+        Some(Some(ref old)) if *old == excluded && !changed => {
+            error::notice(format!(
+                "auditing is already enabled on table {}",
+                table.qualified_name()
+            ));
+            return Ok(());
+        }
+        Some(Some(ref old)) if *old != excluded => error::notice(format!(
+            "excluded columns of table {} changed from {:?} to {:?}",
+            table.qualified_name(),
+            old,
+            excluded
+        )),
+        _ => {}
+    }
+    as_extension_owner(|| {
+        Spi::run_with_args(
+            "INSERT INTO tenancy.audit_config (tbl, exclude_columns) VALUES ($1, $2)
+             ON CONFLICT (tbl) DO UPDATE SET exclude_columns = EXCLUDED.exclude_columns",
+            &[tbl.into(), excluded.into()],
+        )
+    })
+    .expect("saving audit settings failed");
+    invalidate(&table);
+    Ok(())
+}
+
+/// Every backend rebuilds what it cached about the table (its audit plan).
+fn invalidate(table: &Relation) {
+    // SAFETY: queues a relcache invalidation, sent at commit.
+    unsafe { pg_sys::CacheInvalidateRelcacheByRelid(table.oid) };
+    for partition in table.partitions() {
+        unsafe { pg_sys::CacheInvalidateRelcacheByRelid(partition.oid) };
+    }
+}
+
+/// Stops auditing `tbl` (and its partitions). The rows already logged stay.
+#[pg_extern(volatile, parallel_unsafe)]
+fn disable_audit(tbl: Option<RegClass>) -> Result<()> {
+    let tbl = required(tbl, "tbl")?;
+    let table = Relation::lookup_table(tbl)?;
+    table.require_owner()?;
+    let mut changed = drop_triggers(&table);
+    for partition in table.partitions() {
+        changed |= drop_triggers(&partition);
+    }
+    let configured = as_extension_owner(|| {
+        Spi::connect_mut(|client| {
+            Ok::<_, pgrx::spi::Error>(
+                !client
+                    .update(
+                        "DELETE FROM tenancy.audit_config WHERE tbl = $1 RETURNING true",
+                        None,
+                        &[tbl.into()],
+                    )?
+                    .is_empty(),
+            )
+        })
+        .expect("removing audit settings failed")
+    });
+    if !changed && !configured {
+        error::notice(format!(
+            "auditing is not enabled on table {}",
+            table.qualified_name()
+        ));
+    }
+    invalidate(&table);
+    Ok(())
+}
+
+/// Extends every tenant's hash chain over the audit rows of transactions that
+/// have finished; returns how many rows it sealed. Asynchronous by design:
+/// call it from the scheduler (run_jobs) or by hand, never on the write path.
+#[pg_extern(volatile, parallel_unsafe)]
+fn seal_audit() -> i64 {
+    seal::seal()
+}
+
+/// Recomputes each tenant's chain (or `tenant`'s; the nil UUID names rows
+/// without a tenant) and reports the first audit row whose link is broken or
+/// missing, and rows added below the sealed horizon.
+#[allow(clippy::type_complexity)] // pgrx reads the column names from the signature
+#[pg_extern(volatile, parallel_unsafe)]
+fn verify_audit(
+    tenant: default!(Option<pgrx::Uuid>, "NULL"),
+) -> TableIterator<
+    'static,
+    (
+        name!(tenant_id, Option<pgrx::Uuid>),
+        name!(rows_checked, i64),
+        name!(ok, bool),
+        name!(first_bad_id, Option<i64>),
+    ),
+> {
+    TableIterator::new(
+        seal::verify(tenant)
+            .into_iter()
+            .map(|v| (v.tenant, v.rows_checked, v.ok, v.first_bad_id)),
+    )
+}

@@ -1,0 +1,417 @@
+//! The audit trigger: one statement-level trigger per operation, reading the
+//! statement's transition tables (every changed row, old and new) and writing
+//! one audit row per changed row in batches. No SQL runs per row.
+
+use super::catalog_oids;
+use super::plan::{self, ObjectBuilder, TablePlan};
+use super::store::{self, Writer, COLUMNS};
+use crate::tenant::context;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::ffi::CString;
+
+/// Values shared by every audit row of one statement.
+struct Statement {
+    logged_at: pg_sys::Datum,
+    table_name: pg_sys::Datum,
+    op: pg_sys::Datum,
+    actor: pg_sys::Datum,
+    application_name: Option<pg_sys::Datum>,
+    client_addr: Option<pg_sys::Datum>,
+    txid: pg_sys::Datum,
+    /// `current_tenant()`, for tables without a tenant column (and TRUNCATE).
+    session_tenant: Option<pg_sys::Datum>,
+}
+
+/// Values that stay the same for the whole session, computed once: the
+/// client's address and the session user's name (the actor when none is set).
+struct SessionValues {
+    client_addr: Option<pg_sys::Datum>,
+    session_user: pg_sys::Oid,
+    session_user_name: pg_sys::Datum,
+}
+
+thread_local! {
+    static SESSION: std::cell::RefCell<Option<SessionValues>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Copies a varlena datum into TopMemoryContext so it lives for the session.
+unsafe fn keep_for_session(datum: pg_sys::Datum) -> pg_sys::Datum {
+    unsafe {
+        let size = pgrx::varsize_any(datum.cast_mut_ptr());
+        let copy = pg_sys::MemoryContextAlloc(pg_sys::TopMemoryContext, size) as *mut u8;
+        std::ptr::copy_nonoverlapping(datum.cast_mut_ptr::<u8>(), copy, size);
+        pg_sys::Datum::from(copy)
+    }
+}
+
+unsafe fn session_values() -> (Option<pg_sys::Datum>, pg_sys::Datum) {
+    unsafe {
+        let user = pg_sys::GetSessionUserId();
+        SESSION.with(|cell| {
+            let mut cell = cell.borrow_mut();
+            let stale = cell.as_ref().is_none_or(|s| s.session_user != user);
+            if stale {
+                let client_addr =
+                    pgrx::fcinfo::direct_function_call_as_datum(pg_sys::inet_client_addr, &[])
+                        .map(|d| keep_for_session(d));
+                let name = std::ffi::CStr::from_ptr(pg_sys::GetUserNameFromId(user, false));
+                let name = keep_for_session(text_datum(&name.to_string_lossy()));
+                *cell = Some(SessionValues {
+                    client_addr,
+                    session_user: user,
+                    session_user_name: name,
+                });
+            }
+            let values = cell.as_ref().expect("just set");
+            (values.client_addr, values.session_user_name)
+        })
+    }
+}
+
+/// Audit row ids: one `nextval` per block of [`IDS_PER_VALUE`] rows, the id
+/// being `value * IDS_PER_VALUE + n` (the column default uses the same rule),
+/// so a 100k-row statement costs 100 sequence calls instead of 100,000.
+const IDS_PER_VALUE: i64 = 1000;
+
+/// The backend's current block of ids, kept across statements so a stream
+/// of one-row statements also calls nextval once per thousand rows (ids of a
+/// rolled-back statement are skipped, as sequence values always are).
+struct Ids;
+
+thread_local! {
+    static ID_BLOCK: std::cell::Cell<(i64, i64)> = const { std::cell::Cell::new((0, 0)) };
+}
+
+impl Ids {
+    fn next(&mut self) -> pg_sys::Datum {
+        let (mut next, mut end) = ID_BLOCK.with(|b| b.get());
+        if next == end {
+            let value = next_sequence_value();
+            next = value * IDS_PER_VALUE;
+            end = next + IDS_PER_VALUE;
+        }
+        ID_BLOCK.with(|b| b.set((next + 1, end)));
+        pg_sys::Datum::from(next)
+    }
+}
+
+unsafe fn text_datum(value: &str) -> pg_sys::Datum {
+    let value = CString::new(value.replace('\0', "")).expect("no NUL left");
+    unsafe { pg_sys::Datum::from(pg_sys::cstring_to_text(value.as_ptr())) }
+}
+
+unsafe fn uuid_datum(bytes: &[u8; 16]) -> pg_sys::Datum {
+    unsafe {
+        let memory = pg_sys::palloc(16) as *mut u8;
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), memory, 16);
+        pg_sys::Datum::from(memory)
+    }
+}
+
+unsafe fn uuid_datum_in(chunks: &mut super::plan::Chunks, bytes: &[u8; 16]) -> pg_sys::Datum {
+    unsafe {
+        let memory = chunks.alloc(16);
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), memory, 16);
+        pg_sys::Datum::from(memory)
+    }
+}
+
+impl Statement {
+    unsafe fn new(plan: &TablePlan, op: &str, logged_at: pg_sys::TimestampTz) -> Statement {
+        unsafe {
+            let (client_addr, session_user_name) = session_values();
+            let actor = match context::current_actor() {
+                Some(actor) => text_datum(&actor),
+                None => session_user_name,
+            };
+            let application_name =
+                if pg_sys::application_name.is_null() || *pg_sys::application_name == 0 {
+                    None
+                } else {
+                    Some(pg_sys::Datum::from(pg_sys::cstring_to_text(
+                        pg_sys::application_name,
+                    )))
+                };
+            Statement {
+                logged_at: pg_sys::Datum::from(logged_at),
+                table_name: plan.table_name_datum,
+                op: text_datum(op),
+                actor,
+                application_name,
+                client_addr,
+                txid: pg_sys::Datum::from(pg_sys::GetTopFullTransactionId().value as i64),
+                session_tenant: context::current_tenant().map(|t| uuid_datum(&t)),
+            }
+        }
+    }
+
+    /// A row with the statement's values filled in.
+    fn row(&self) -> [Option<pg_sys::Datum>; COLUMNS.len()] {
+        let mut row = [None; COLUMNS.len()];
+        row[1] = Some(self.logged_at);
+        row[2] = self.session_tenant;
+        row[3] = Some(self.table_name);
+        row[4] = Some(self.op);
+        row[9] = Some(self.actor);
+        row[10] = self.application_name;
+        row[11] = self.client_addr;
+        row[12] = Some(self.txid);
+        row
+    }
+}
+
+/// Reads a transition table from the start, one tuple per call.
+struct TransitionReader {
+    store: *mut pg_sys::Tuplestorestate,
+    slot: *mut pg_sys::TupleTableSlot,
+    natts: usize,
+}
+
+impl TransitionReader {
+    unsafe fn new(
+        store: *mut pg_sys::Tuplestorestate,
+        tupdesc: pg_sys::TupleDesc,
+    ) -> TransitionReader {
+        unsafe {
+            let pointer =
+                pg_sys::tuplestore_alloc_read_pointer(store, pg_sys::EXEC_FLAG_REWIND as i32);
+            pg_sys::tuplestore_select_read_pointer(store, pointer);
+            pg_sys::tuplestore_rescan(store);
+            TransitionReader {
+                store,
+                slot: pg_sys::MakeSingleTupleTableSlot(tupdesc, &pg_sys::TTSOpsMinimalTuple),
+                natts: (*tupdesc).natts as usize,
+            }
+        }
+    }
+
+    /// The next tuple's values and nulls, valid until the next call. Our
+    /// read pointer stays selected: nothing else reads the store meanwhile.
+    unsafe fn next(&mut self) -> Option<(&[pg_sys::Datum], &[bool])> {
+        unsafe {
+            if !pg_sys::tuplestore_gettupleslot(self.store, true, false, self.slot) {
+                return None;
+            }
+            pg_sys::slot_getallattrs(self.slot);
+            Some((
+                std::slice::from_raw_parts((*self.slot).tts_values, self.natts),
+                std::slice::from_raw_parts((*self.slot).tts_isnull, self.natts),
+            ))
+        }
+    }
+
+    unsafe fn count(&self) -> usize {
+        unsafe { pg_sys::tuplestore_tuple_count(self.store) as usize }
+    }
+}
+
+impl Drop for TransitionReader {
+    fn drop(&mut self) {
+        // SAFETY: the slot was made for this reader; read pointer 0 is the
+        // store's default, restored for whoever reads next.
+        unsafe {
+            pg_sys::ExecDropSingleTupleTableSlot(self.slot);
+            pg_sys::tuplestore_select_read_pointer(self.store, 0);
+        }
+    }
+}
+
+fn next_sequence_value() -> i64 {
+    // SAFETY: nextval on the audit sequence (USAGE is granted to everyone).
+    unsafe {
+        pgrx::fcinfo::direct_function_call::<i64>(
+            pg_sys::nextval_oid,
+            &[catalog_oids::sequence().into_datum()],
+        )
+        .expect("nextval returned NULL")
+    }
+}
+
+/// The tenant of a row: its tenant column when the table is registered.
+unsafe fn row_tenant(
+    chunks: &mut super::plan::Chunks,
+    plan: &TablePlan,
+    statement: &Statement,
+    values: &[pg_sys::Datum],
+    nulls: &[bool],
+) -> Option<pg_sys::Datum> {
+    match plan.tenant_index {
+        Some(index) if !nulls[index] => {
+            // The tuple is gone after the next fetch: keep a copy.
+            let bytes = unsafe { &*(values[index].cast_mut_ptr::<[u8; 16]>()) };
+            Some(unsafe { uuid_datum_in(chunks, bytes) })
+        }
+        Some(_) => None,
+        None => statement.session_tenant,
+    }
+}
+
+/// The statement trigger behind every `tenancy_audit_*` trigger.
+#[pg_trigger]
+fn _audit_statement<'a>(
+    trigger: &'a PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, std::convert::Infallible> {
+    let data = trigger.trigger_data();
+    let event = data.tg_event;
+    // SAFETY: a statement-level AFTER trigger's data: an open relation and,
+    // for INSERT/UPDATE/DELETE, transition tables declared by enable_audit.
+    unsafe {
+        let relation = data.tg_relation;
+        let plan = plan::plan_for(relation);
+        let tupdesc = (*relation).rd_att;
+        let logged_at = pg_sys::GetCurrentTimestamp();
+        if pgrx::trigger_support::trigger_fired_by_truncate(event) {
+            let statement = Statement::new(&plan, "TRUNCATE", logged_at);
+            let mut writer = Writer::open(logged_at, 1);
+            let mut ids = Ids;
+            let mut row = statement.row();
+            row[0] = Some(ids.next());
+            writer.add(&row);
+            writer.finish();
+        } else if pgrx::trigger_support::trigger_fired_by_insert(event) {
+            capture_one_side(&plan, "INSERT", data.tg_newtable, tupdesc, logged_at, 7);
+        } else if pgrx::trigger_support::trigger_fired_by_delete(event) {
+            capture_one_side(&plan, "DELETE", data.tg_oldtable, tupdesc, logged_at, 6);
+        } else if pgrx::trigger_support::trigger_fired_by_update(event) {
+            capture_updates(
+                &plan,
+                data.tg_oldtable,
+                data.tg_newtable,
+                tupdesc,
+                logged_at,
+            );
+        }
+    }
+    Ok(None)
+}
+
+/// INSERT (new rows into `new_row`, index 7) or DELETE (old rows into `old_row`, 6).
+unsafe fn capture_one_side(
+    plan: &TablePlan,
+    op: &str,
+    store: *mut pg_sys::Tuplestorestate,
+    tupdesc: pg_sys::TupleDesc,
+    logged_at: pg_sys::TimestampTz,
+    row_column: usize,
+) {
+    if store.is_null() {
+        pgrx::error!(
+            "audit trigger fired without its transition table; re-run tenancy.enable_audit()"
+        );
+    }
+    unsafe {
+        let statement = Statement::new(plan, op, logged_at);
+        let mut reader = TransitionReader::new(store, tupdesc);
+        let mut writer = Writer::open(logged_at, reader.count());
+        let mut builder = ObjectBuilder::new();
+        let mut key_builder = ObjectBuilder::new();
+        let mut ids = Ids;
+        // Tuples are fetched in the statement's memory: a transition table
+        // spilled to disk hands out tuples palloc'd there, which its slot
+        // frees itself; only the audit row's values go to batch memory.
+        while let Some((values, nulls)) = reader.next() {
+            let old_context = plan::switch_memory(writer.batch_memory);
+            let mut row = statement.row();
+            row[0] = Some(ids.next());
+            row[2] = row_tenant(&mut writer.chunks, plan, &statement, values, nulls);
+            row[5] = Some(key_builder.build(&mut writer.chunks, &plan.key, values, nulls));
+            row[row_column] = Some(builder.build(&mut writer.chunks, &plan.row, values, nulls));
+            plan::switch_memory(old_context);
+            writer.add(&row);
+        }
+        writer.finish();
+    }
+}
+
+/// UPDATE: the old and new transition tables hold each updated row at the
+/// same position. A row whose audited columns are all unchanged is skipped.
+unsafe fn capture_updates(
+    plan: &TablePlan,
+    old_store: *mut pg_sys::Tuplestorestate,
+    new_store: *mut pg_sys::Tuplestorestate,
+    tupdesc: pg_sys::TupleDesc,
+    logged_at: pg_sys::TimestampTz,
+) {
+    if old_store.is_null() || new_store.is_null() {
+        pgrx::error!(
+            "audit trigger fired without its transition tables; re-run tenancy.enable_audit()"
+        );
+    }
+    unsafe {
+        let statement = Statement::new(plan, "UPDATE", logged_at);
+        let mut old_reader = TransitionReader::new(old_store, tupdesc);
+        let mut new_reader = TransitionReader::new(new_store, tupdesc);
+        let mut writer = Writer::open(logged_at, new_reader.count());
+        let mut old_builder = ObjectBuilder::new();
+        let mut new_builder = ObjectBuilder::new();
+        let mut key_builder = ObjectBuilder::new();
+        let mut ids = Ids;
+        let mut changed: Vec<pg_sys::Datum> = Vec::with_capacity(plan.row.len());
+        // Positions (in plan.row) of the changed columns, in key order for old_row.
+        let mut changed_positions: Vec<usize> = Vec::with_capacity(plan.row.len());
+        let names: Vec<pg_sys::Datum> = plan
+            .row
+            .iter()
+            .map(|c| text_datum(&String::from_utf8_lossy(&c.name)))
+            .collect();
+        // Fetched in the statement's memory (see capture_one_side).
+        while let (Some((old_values, old_nulls)), Some((new_values, new_nulls))) =
+            (old_reader.next(), new_reader.next())
+        {
+            let old_context = plan::switch_memory(writer.batch_memory);
+            changed.clear();
+            changed_positions.clear();
+            for &position in &plan.row_in_table_order {
+                let column = &plan.row[position];
+                let i = column.index;
+                let same = match (old_nulls[i], new_nulls[i]) {
+                    (true, true) => true,
+                    (false, false) => plan::same_image(column, old_values[i], new_values[i]),
+                    _ => false,
+                };
+                if !same {
+                    changed.push(names[position]);
+                    changed_positions.push(position);
+                }
+            }
+            changed_positions.sort_unstable();
+            if changed.is_empty() {
+                plan::switch_memory(old_context);
+                continue;
+            }
+            let mut row = statement.row();
+            row[0] = Some(ids.next());
+            row[2] = row_tenant(&mut writer.chunks, plan, &statement, new_values, new_nulls);
+            row[5] = Some(key_builder.build(&mut writer.chunks, &plan.key, new_values, new_nulls));
+            // old_row: what the changed columns held before; new_row: the whole new row.
+            row[6] = Some(old_builder.build_some(
+                &mut writer.chunks,
+                &plan.row,
+                &changed_positions,
+                old_values,
+                old_nulls,
+            ));
+            row[7] = Some(new_builder.build(&mut writer.chunks, &plan.row, new_values, new_nulls));
+            row[8] = Some(pg_sys::Datum::from(pg_sys::construct_array(
+                changed.as_mut_ptr(),
+                changed.len() as i32,
+                pg_sys::TEXTOID,
+                -1,
+                false,
+                pg_sys::TYPALIGN_INT as std::ffi::c_char,
+            )));
+            plan::switch_memory(old_context);
+            writer.add(&row);
+        }
+        writer.finish();
+    }
+}
+
+/// Relcache callback: drop what we cached about `relid`.
+#[pg_guard]
+pub unsafe extern "C-unwind" fn forget(arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    unsafe { plan::forget(arg, relid) };
+    store::forget(relid);
+    catalog_oids::forget(relid);
+}
