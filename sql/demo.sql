@@ -112,3 +112,25 @@ SELECT t.slug, v.rows_checked, v.ok FROM tenancy.verify_audit() v JOIN tenancy.t
 UPDATE tenancy.audit_log SET actor = 'someone else' WHERE op = 'DELETE';
 SELECT t.slug, v.rows_checked, v.ok, v.first_bad_id IS NOT NULL AS found_the_edit
   FROM tenancy.verify_audit() v JOIN tenancy.tenants t ON t.id = v.tenant_id;
+
+\echo
+\echo '=== Quotas ==='
+SELECT tenancy.define_resource('api_calls', 'minute');
+SELECT tenancy.set_plan_limit('free', 'api_calls', 3);
+\echo '--- Three calls fit in this minute, the fourth does not; require() explains why'
+SELECT tenancy.consume(:'acme', 'api_calls') AS call FROM generate_series(1, 4);
+\set ON_ERROR_STOP off
+SELECT tenancy.require(:'acme', 'api_calls');
+\set ON_ERROR_STOP on
+\echo '--- Rows of a table can count too: acme may have 4 projects'
+SELECT tenancy.define_resource('projects');
+SELECT tenancy.set_quota(:'acme', 'projects', 4);
+SELECT tenancy.enforce_row_quota('public.projects', 'projects');
+SET ROLE demo_app;
+SELECT tenancy.set_tenant(:'acme');
+INSERT INTO public.projects (name) VALUES ('Earthquake pills');
+\set ON_ERROR_STOP off
+INSERT INTO public.projects (name) VALUES ('Batman outfit'), ('Jet-propelled unicycle');
+\set ON_ERROR_STOP on
+SELECT resource, period, used, quota_limit, remaining, pct_used FROM tenancy.quota_status() ORDER BY resource;
+RESET ROLE;

@@ -19,6 +19,7 @@ BEGIN
     DELETE FROM tenancy.tenant_tables WHERE tbl::pg_catalog.oid = ANY (dropped);
     DELETE FROM tenancy.partition_sets WHERE parent::pg_catalog.oid = ANY (dropped);
     DELETE FROM tenancy.audit_config WHERE tbl::pg_catalog.oid = ANY (dropped);
+    DELETE FROM tenancy.row_quotas WHERE tbl::pg_catalog.oid = ANY (dropped);
 END
 $$;
 COMMENT ON FUNCTION tenancy._forget_dropped_tables() IS
@@ -26,4 +27,4 @@ COMMENT ON FUNCTION tenancy._forget_dropped_tables() IS
 CREATE EVENT TRIGGER tenancy_forget_dropped_tables ON sql_drop
     EXECUTE FUNCTION tenancy._forget_dropped_tables();
 COMMENT ON EVENT TRIGGER tenancy_forget_dropped_tables IS
-    'Removes tenancy catalog rows (table registrations, partition sets, audit settings) of dropped tables.';
+    'Removes tenancy catalog rows (table registrations, partition sets, audit settings, row quotas) of dropped tables.';

@@ -11,13 +11,19 @@ use pgrx::prelude::*;
 mod audit;
 mod common;
 mod partition;
+mod quota;
 mod tenant;
 
 // Catalog housekeeping spans capabilities: it runs after all their catalogs exist.
 pgrx::extension_sql_file!(
     "../sql/housekeeping.sql",
     name = "housekeeping",
-    requires = ["tenant_catalog", "partition_catalog", "audit_catalog"]
+    requires = [
+        "tenant_catalog",
+        "partition_catalog",
+        "audit_catalog",
+        "quota_catalog"
+    ]
 );
 
 ::pgrx::pg_module_magic!(name, version);
@@ -28,6 +34,7 @@ pub extern "C-unwind" fn _PG_init() {
     tenant::init();
     partition::init();
     audit::init();
+    quota::init();
     // Nothing else may claim our GUC prefix (a typo in `SET tenancy.x` is then an error).
     #[cfg(not(any(feature = "pg13", feature = "pg14")))]
     unsafe {

@@ -6,6 +6,7 @@
 
 mod audit;
 mod partitions;
+mod quotas;
 mod report;
 mod tenants;
 
@@ -30,6 +31,10 @@ const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "audit",
         run: audit::audit,
+    },
+    Scenario {
+        name: "quotas",
+        run: quotas::quotas,
     },
 ];
 

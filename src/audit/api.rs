@@ -6,8 +6,8 @@ use crate::common::error::{self, required, Result};
 use crate::common::privilege::as_extension_owner;
 use crate::common::relation::Relation;
 use crate::common::sqltypes::RegClass;
+use crate::common::triggers;
 use pgrx::prelude::*;
-use pgrx::spi::quote_identifier;
 
 /// The four statement triggers auditing a table, by name and definition.
 pub fn trigger_definitions(qualified_table: &str) -> Vec<(&'static str, String)> {
@@ -33,54 +33,7 @@ pub fn trigger_definitions(qualified_table: &str) -> Vec<(&'static str, String)>
 
 /// `CREATE TRIGGER` statements auditing a new partition of an audited table.
 pub fn trigger_sql(qualified_table: &str) -> Vec<String> {
-    trigger_definitions(qualified_table)
-        .into_iter()
-        .map(|(name, definition)| format!("CREATE TRIGGER {} {definition}", quote_identifier(name)))
-        .collect()
-}
-
-fn existing_triggers(table: &Relation) -> Vec<String> {
-    Spi::connect(|client| {
-        client
-            .select(
-                "SELECT tgname::text FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgname::text LIKE 'tenancy\\_audit\\_%'",
-                None,
-                &[table.oid.into()],
-            )?
-            .map(|row| row.get::<String>(1).map(|n| n.unwrap_or_default()))
-            .collect::<std::result::Result<Vec<_>, _>>()
-    })
-    .expect("trigger lookup failed")
-}
-
-/// Installs the audit triggers on one table; returns whether any was missing.
-fn install_triggers(table: &Relation) -> bool {
-    let existing = existing_triggers(table);
-    let mut changed = false;
-    for (name, definition) in trigger_definitions(&table.qualified_name()) {
-        if !existing.iter().any(|e| e == name) {
-            Spi::run(&format!(
-                "CREATE TRIGGER {} {definition}",
-                quote_identifier(name)
-            ))
-            .unwrap_or_else(|e| panic!("creating {name}: {e}"));
-            changed = true;
-        }
-    }
-    changed
-}
-
-fn drop_triggers(table: &Relation) -> bool {
-    let existing = existing_triggers(table);
-    for name in &existing {
-        Spi::run(&format!(
-            "DROP TRIGGER {} ON {}",
-            quote_identifier(name),
-            table.qualified_name()
-        ))
-        .unwrap_or_else(|e| panic!("dropping {name}: {e}"));
-    }
-    !existing.is_empty()
+    triggers::create_sql(trigger_definitions(qualified_table))
 }
 
 /// The columns PostgreSQL identifies rows of `table` by: its primary key, else
@@ -155,10 +108,7 @@ fn enable_audit(
         })
         .expect("reading audit settings failed")
     });
-    let mut changed = install_triggers(&table);
-    for partition in table.partitions() {
-        changed |= install_triggers(&partition);
-    }
+    let changed = triggers::install(&table, trigger_definitions);
     match previous {
         Some(Some(ref old)) if *old == excluded && !changed => {
             error::notice(format!(
@@ -202,10 +152,7 @@ fn disable_audit(tbl: Option<RegClass>) -> Result<()> {
     let tbl = required(tbl, "tbl")?;
     let table = Relation::lookup_table(tbl)?;
     table.require_owner()?;
-    let mut changed = drop_triggers(&table);
-    for partition in table.partitions() {
-        changed |= drop_triggers(&partition);
-    }
+    let changed = triggers::drop_all(&table, "tenancy_audit_");
     let configured = as_extension_owner(|| {
         Spi::connect_mut(|client| {
             Ok::<_, pgrx::spi::Error>(

@@ -5,6 +5,7 @@
 use super::catalog_oids;
 use super::plan::{self, ObjectBuilder, TablePlan};
 use super::store::{self, Writer, COLUMNS};
+use crate::common::transition::TransitionReader;
 use crate::tenant::context;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -158,62 +159,6 @@ impl Statement {
         row[11] = self.client_addr;
         row[12] = Some(self.txid);
         row
-    }
-}
-
-/// Reads a transition table from the start, one tuple per call.
-struct TransitionReader {
-    store: *mut pg_sys::Tuplestorestate,
-    slot: *mut pg_sys::TupleTableSlot,
-    natts: usize,
-}
-
-impl TransitionReader {
-    unsafe fn new(
-        store: *mut pg_sys::Tuplestorestate,
-        tupdesc: pg_sys::TupleDesc,
-    ) -> TransitionReader {
-        unsafe {
-            let pointer =
-                pg_sys::tuplestore_alloc_read_pointer(store, pg_sys::EXEC_FLAG_REWIND as i32);
-            pg_sys::tuplestore_select_read_pointer(store, pointer);
-            pg_sys::tuplestore_rescan(store);
-            TransitionReader {
-                store,
-                slot: pg_sys::MakeSingleTupleTableSlot(tupdesc, &pg_sys::TTSOpsMinimalTuple),
-                natts: (*tupdesc).natts as usize,
-            }
-        }
-    }
-
-    /// The next tuple's values and nulls, valid until the next call. Our
-    /// read pointer stays selected: nothing else reads the store meanwhile.
-    unsafe fn next(&mut self) -> Option<(&[pg_sys::Datum], &[bool])> {
-        unsafe {
-            if !pg_sys::tuplestore_gettupleslot(self.store, true, false, self.slot) {
-                return None;
-            }
-            pg_sys::slot_getallattrs(self.slot);
-            Some((
-                std::slice::from_raw_parts((*self.slot).tts_values, self.natts),
-                std::slice::from_raw_parts((*self.slot).tts_isnull, self.natts),
-            ))
-        }
-    }
-
-    unsafe fn count(&self) -> usize {
-        unsafe { pg_sys::tuplestore_tuple_count(self.store) as usize }
-    }
-}
-
-impl Drop for TransitionReader {
-    fn drop(&mut self) {
-        // SAFETY: the slot was made for this reader; read pointer 0 is the
-        // store's default, restored for whoever reads next.
-        unsafe {
-            pg_sys::ExecDropSingleTupleTableSlot(self.slot);
-            pg_sys::tuplestore_select_read_pointer(self.store, 0);
-        }
     }
 }
 

@@ -69,6 +69,15 @@ pub fn insufficient_privilege(message: impl Into<String>) -> ErrorReport {
     report(PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE, message)
 }
 
+/// 53400: a tenant's quota does not allow what was asked.
+#[track_caller]
+pub fn quota_exceeded(message: impl Into<String>) -> ErrorReport {
+    report(
+        PgSqlErrorCode::ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
+        message,
+    )
+}
+
 /// 23505: the object the caller wants to create already exists.
 #[track_caller]
 pub fn unique_violation(message: impl Into<String>) -> ErrorReport {

@@ -6,5 +6,8 @@ pub mod error;
 pub mod privilege;
 pub mod relation;
 pub mod settings;
+pub mod sql;
 pub mod sqltypes;
 pub mod subxact;
+pub mod transition;
+pub mod triggers;

@@ -20,8 +20,39 @@ const EXTENSION_SCHEMA: &std::ffi::CStr = c"tenancy";
 /// picked up by our SQL while it runs as the extension owner.
 const SAFE_SEARCH_PATH: &str = "pg_catalog, pg_temp";
 
-/// The owner of schema `tenancy`, which `CREATE EXTENSION` creates for its caller.
+/// The owner of schema `tenancy`, which `CREATE EXTENSION` creates for its
+/// caller; looked up once per transaction (hot paths switch to it per call).
 pub fn extension_owner() -> pg_sys::Oid {
+    thread_local! {
+        static CACHED: std::cell::Cell<(pg_sys::LocalTransactionId, pg_sys::Oid)> =
+            const { std::cell::Cell::new((0, pg_sys::InvalidOid)) };
+    }
+    let transaction = local_transaction_id();
+    let (cached_for, owner) = CACHED.get();
+    if cached_for == transaction && owner != pg_sys::InvalidOid {
+        return owner;
+    }
+    let owner = lookup_extension_owner();
+    CACHED.set((transaction, owner));
+    owner
+}
+
+/// This backend's current local transaction id (never reused within a session).
+fn local_transaction_id() -> pg_sys::LocalTransactionId {
+    // SAFETY: MyProc is this backend's PGPROC, valid for the life of the backend.
+    unsafe {
+        #[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15", feature = "pg16"))]
+        {
+            (*pg_sys::MyProc).lxid
+        }
+        #[cfg(not(any(feature = "pg13", feature = "pg14", feature = "pg15", feature = "pg16")))]
+        {
+            (*pg_sys::MyProc).vxid.lxid
+        }
+    }
+}
+
+fn lookup_extension_owner() -> pg_sys::Oid {
     // SAFETY: catalog lookups through the syscache inside a transaction; the tuple is
     // released before returning and only a by-value field is read from it.
     unsafe {
@@ -46,6 +77,27 @@ pub fn extension_owner() -> pg_sys::Oid {
 /// user id and pops the GUC nest level, exactly as it does for SECURITY DEFINER.
 pub fn as_extension_owner<R>(work: impl FnOnce() -> R) -> R {
     as_role(extension_owner(), false, work)
+}
+
+/// Runs `work` as the extension owner but keeps the caller's search_path:
+/// for hot paths running kept plans whose SQL resolves nothing through the
+/// path (every relation, function, type and operator schema-qualified, as in
+/// `OPERATOR(pg_catalog.=)`), so a caller's objects can never be picked up.
+/// It saves the settings work `as_extension_owner` does per call.
+pub fn as_extension_owner_qualified<R>(work: impl FnOnce() -> R) -> R {
+    let mut saved_user = pg_sys::InvalidOid;
+    let mut saved_context: i32 = 0;
+    // SAFETY: as in `as_role`.
+    unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
+        pg_sys::SetUserIdAndSecContext(
+            extension_owner(),
+            saved_context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
+        );
+    }
+    let result = work();
+    unsafe { pg_sys::SetUserIdAndSecContext(saved_user, saved_context) };
+    result
 }
 
 /// Runs `work` as a table's owner in a security-restricted operation, the way

@@ -74,6 +74,9 @@ pub struct SetRow {
     pub policies: Vec<String>,
     /// Whether the parent is audited: children get the audit triggers.
     pub audited: bool,
+    /// The parent's row quota (resource, tenant column): children get its
+    /// statement triggers.
+    pub row_quota: Option<(String, String)>,
     /// `partition_sets.child_ddl`: statements for every new child.
     pub child_ddl: Vec<String>,
     /// The parent's tablespace, if not the database default.
@@ -206,7 +209,9 @@ pub fn load_sets(only: Option<pg_sys::Oid>, now: i64) -> Vec<SetRow> {
                                    WHERE g.grantee <> c.relowner),
                             c.relrowsecurity, c.relforcerowsecurity,
                             EXISTS (SELECT 1 FROM tenancy.audit_config ac WHERE ac.tbl = s.parent),
-                            s.child_ddl
+                            s.child_ddl,
+                            (SELECT ARRAY[rq.resource, rq.tenant_column::text]
+                               FROM tenancy.row_quotas rq WHERE rq.tbl = s.parent)
                        FROM tenancy.partition_sets s
                        JOIN pg_catalog.pg_class c ON c.oid = s.parent
                        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -242,6 +247,9 @@ pub fn load_sets(only: Option<pg_sys::Oid>, now: i64) -> Vec<SetRow> {
                         row_security: (row.get(19)?.unwrap_or(false), row.get(20)?.unwrap_or(false)),
                         audited: row.get(21)?.unwrap_or(false),
                         child_ddl: row.get::<Vec<String>>(22)?.unwrap_or_default(),
+                        row_quota: row
+                            .get::<Vec<String>>(23)?
+                            .map(|pair| (pair[0].clone(), pair[1].clone())),
                     })
                 })
                 .collect::<Result<Vec<_>, pgrx::spi::Error>>()

@@ -184,6 +184,11 @@ fn child_extras(set: &PartitionSet, qualified: &str) -> Vec<String> {
     if set.audited {
         statements.extend(crate::audit::trigger_sql(qualified));
     }
+    if let Some((resource, column)) = &set.row_quota {
+        statements.extend(crate::quota::row_quota_trigger_sql(
+            qualified, resource, column,
+        ));
+    }
     statements.extend(
         set.child_ddl
             .iter()

@@ -6,8 +6,8 @@ use super::isolation;
 use crate::common::error::{self, Result};
 use crate::common::privilege::as_extension_owner;
 use crate::common::relation::Relation;
+use crate::common::sql::{select_value, write_returning};
 use crate::common::sqltypes::RegClass;
-use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 
 /// Longest slug accepted: a DNS label, so a slug can name a subdomain.
@@ -45,32 +45,6 @@ pub fn validate_slug(slug: &str) -> std::result::Result<(), String> {
         return Err("a slug has only lowercase letters, digits, '-' and '_'".into());
     }
     Ok(())
-}
-
-/// Runs a read-only query returning at most one row and one column.
-fn select_value<T: FromDatum + IntoDatum>(sql: &str, args: &[DatumWithOid]) -> Option<T> {
-    Spi::connect(|client| {
-        let table = client.select(sql, Some(1), args)?;
-        if table.is_empty() {
-            Ok(None)
-        } else {
-            table.first().get::<T>(1)
-        }
-    })
-    .unwrap_or_else(|e| panic!("{sql}: {e}"))
-}
-
-/// Runs a statement that writes, returning the first column of its first row.
-fn write_returning<T: FromDatum + IntoDatum>(sql: &str, args: &[DatumWithOid]) -> Option<T> {
-    Spi::connect_mut(|client| {
-        let table = client.update(sql, None, args)?;
-        if table.is_empty() {
-            Ok(None)
-        } else {
-            table.first().get::<T>(1)
-        }
-    })
-    .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
 pub fn create_tenant(slug: &str, name: &str, plan: &str, id: Option<[u8; 16]>) -> Result<[u8; 16]> {
@@ -136,7 +110,7 @@ fn tenant_status(tenant: &[u8; 16]) -> Option<String> {
     })
 }
 
-fn unknown_tenant(tenant: &[u8; 16]) -> pgrx::pg_sys::panic::ErrorReport {
+pub fn unknown_tenant(tenant: &[u8; 16]) -> pgrx::pg_sys::panic::ErrorReport {
     error::invalid_parameter(format!(
         "tenant {} does not exist",
         super::context::format_tenant(tenant)

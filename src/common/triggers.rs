@@ -1,0 +1,82 @@
+//! The statement triggers a capability installs on a user table (audit, row
+//! quotas): named `tenancy_<capability>_<event>`, installed on the table and
+//! each of its partitions, because a statement trigger fires only on the
+//! table a statement names and a trigger with transition tables is not
+//! cloned to partitions.
+
+use super::relation::Relation;
+use pgrx::prelude::*;
+use pgrx::spi::quote_identifier;
+
+/// Trigger name and everything after `CREATE TRIGGER name`.
+pub type Definitions = Vec<(&'static str, String)>;
+
+/// `CREATE TRIGGER` statements for a new partition.
+pub fn create_sql(definitions: Definitions) -> Vec<String> {
+    definitions
+        .into_iter()
+        .map(|(name, definition)| format!("CREATE TRIGGER {} {definition}", quote_identifier(name)))
+        .collect()
+}
+
+/// The names of the table's triggers starting with `prefix`.
+fn existing(table: &Relation, prefix: &str) -> Vec<String> {
+    let pattern = format!("{}%", prefix.replace('_', "\\_"));
+    Spi::connect(|client| {
+        client
+            .select(
+                "SELECT tgname::text FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgname::text LIKE $2",
+                None,
+                &[table.oid.into(), pattern.as_str().into()],
+            )?
+            .map(|row| row.get::<String>(1).map(|n| n.unwrap_or_default()))
+            .collect::<std::result::Result<Vec<_>, _>>()
+    })
+    .expect("trigger lookup failed")
+}
+
+/// Creates the missing triggers on one table; returns whether any was missing.
+fn install_one(table: &Relation, definitions: &Definitions) -> bool {
+    let present = existing(table, "tenancy_");
+    let mut changed = false;
+    for (name, definition) in definitions {
+        if !present.iter().any(|p| p == name) {
+            Spi::run(&format!(
+                "CREATE TRIGGER {} {definition}",
+                quote_identifier(name)
+            ))
+            .unwrap_or_else(|e| panic!("creating {name}: {e}"));
+            changed = true;
+        }
+    }
+    changed
+}
+
+/// Creates the missing triggers on the table and every partition, with
+/// `definitions` giving each one's definitions from its qualified name.
+/// Returns whether any was missing.
+pub fn install(table: &Relation, definitions: impl Fn(&str) -> Definitions) -> bool {
+    let mut changed = install_one(table, &definitions(&table.qualified_name()));
+    for partition in table.partitions() {
+        changed |= install_one(&partition, &definitions(&partition.qualified_name()));
+    }
+    changed
+}
+
+/// Drops the triggers named `prefix...` from the table and every partition;
+/// returns whether there were any.
+pub fn drop_all(table: &Relation, prefix: &str) -> bool {
+    let mut changed = false;
+    for relation in std::iter::once(table.clone()).chain(table.partitions()) {
+        for name in existing(&relation, prefix) {
+            Spi::run(&format!(
+                "DROP TRIGGER {} ON {}",
+                quote_identifier(&name),
+                relation.qualified_name()
+            ))
+            .unwrap_or_else(|e| panic!("dropping {name}: {e}"));
+            changed = true;
+        }
+    }
+    changed
+}

@@ -1,0 +1,84 @@
+//! Quotas: resources with periods, plan limits and per-tenant overrides,
+//! exact `consume` under any concurrency, row quotas and storage measurement.
+
+mod api;
+mod ledger;
+pub mod period;
+mod row_quota;
+mod status;
+mod storage;
+mod store;
+mod terms;
+mod usage;
+
+#[cfg(any(test, feature = "pg_test"))]
+mod tests;
+
+pub use row_quota::trigger_sql as row_quota_trigger_sql;
+
+use crate::common::error::{required, Result};
+use crate::common::sqltypes::RegClass;
+use pgrx::prelude::*;
+
+pgrx::extension_sql_file!(
+    "../../sql/quota_catalog.sql",
+    name = "quota_catalog",
+    requires = ["tenant_catalog"]
+);
+pgrx::extension_sql_file!(
+    "../../sql/quota_api.sql",
+    name = "quota_api",
+    requires = [
+        "quota_catalog",
+        api::define_resource,
+        api::drop_resource,
+        api::set_plan_limit,
+        api::clear_plan_limit,
+        api::set_quota,
+        api::clear_quota,
+        api::consume,
+        api::require,
+        api::release,
+        api::check_quota,
+        api::quota_status,
+        enforce_row_quota,
+        disable_row_quota,
+        refresh_storage_usage,
+        row_quota::_row_quota_statement,
+        row_quota::_row_quota_move,
+        terms::_quota_terms_changed
+    ]
+);
+
+/// Registers the transaction callbacks behind the usage ledger; called from `_PG_init`.
+pub fn init() {
+    usage::init();
+    terms::init();
+}
+
+/// Makes a table's rows count against a resource (period none) per tenant:
+/// existing rows are counted now, an INSERT past a tenant's limit fails with
+/// 53400, DELETE and TRUNCATE give units back. The table must be registered.
+///
+/// ```sql
+/// SELECT tenancy.define_resource('projects');
+/// SELECT tenancy.enforce_row_quota('projects', 'projects');
+/// ```
+#[pg_extern(volatile, parallel_unsafe)]
+fn enforce_row_quota(tbl: Option<RegClass>, resource: Option<&str>) -> Result<()> {
+    row_quota::enforce(required(tbl, "tbl")?, required(resource, "resource")?)
+}
+
+/// Stops counting a table's rows; the usage counted so far stays.
+#[pg_extern(volatile, parallel_unsafe)]
+fn disable_row_quota(tbl: Option<RegClass>) -> Result<()> {
+    row_quota::disable(required(tbl, "tbl")?)
+}
+
+/// Measures the bytes each tenant occupies across the registered tables and
+/// stores them as its `storage_bytes` usage; returns the bytes attributed.
+/// Reads every row of those tables: a job for the scheduler, not a request.
+#[pg_extern(volatile, parallel_unsafe)]
+fn refresh_storage_usage() -> Result<i64> {
+    storage::refresh()
+}
