@@ -134,3 +134,29 @@ INSERT INTO public.projects (name) VALUES ('Batman outfit'), ('Jet-propelled uni
 \set ON_ERROR_STOP on
 SELECT resource, period, used, quota_limit, remaining, pct_used FROM tenancy.quota_status() ORDER BY resource;
 RESET ROLE;
+
+\echo
+\echo '=== Masking ==='
+SELECT tenancy.mask_email('wile.e.coyote@acme.test') AS email, tenancy.mask_phone('+1 (555) 010-7788') AS phone,
+       tenancy.mask_name('Wile E. Coyote') AS name, tenancy.pseudonymize('wile.e.coyote@acme.test') AS token;
+CREATE TABLE public.customers (id int PRIMARY KEY, tenant_id uuid NOT NULL, email text, phone text, card text);
+INSERT INTO public.customers VALUES
+    (1, :'acme', 'wile.e.coyote@acme.test', '+1 (555) 010-7788', '4111 1111 1111 1111'),
+    (2, :'globex', 'hank.scorpio@globex.test', '+1 (555) 010-0001', '5500 0000 0000 0004');
+SELECT tenancy.enable_isolation('public.customers');
+\echo '--- What looks like personal data?'
+SELECT column_name, suggested_rule, reason FROM tenancy.detect_pii('public.customers');
+SELECT tenancy.set_masking_rule('public.customers', 'email', 'email');
+SELECT tenancy.set_masking_rule('public.customers', 'phone', 'phone');
+SELECT tenancy.set_masking_rule('public.customers', 'card', 'partial(0,4)', 'restricted');
+SELECT tenancy.create_masked_view('public.customers');
+CREATE ROLE demo_analyst;
+SELECT tenancy.grant_masked_access('demo_analyst');
+\echo '--- An analyst reads masked rows of one tenant, and nothing underneath'
+SET ROLE demo_analyst;
+SELECT tenancy.set_tenant(:'acme');
+SELECT * FROM tenancy_masked.customers;
+\set ON_ERROR_STOP off
+SELECT * FROM public.customers;
+\set ON_ERROR_STOP on
+RESET ROLE;

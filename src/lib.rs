@@ -10,6 +10,7 @@ use pgrx::prelude::*;
 
 mod audit;
 mod common;
+mod mask;
 mod partition;
 mod quota;
 mod tenant;
@@ -22,7 +23,8 @@ pgrx::extension_sql_file!(
         "tenant_catalog",
         "partition_catalog",
         "audit_catalog",
-        "quota_catalog"
+        "quota_catalog",
+        "mask_catalog"
     ]
 );
 
@@ -35,6 +37,7 @@ pub extern "C-unwind" fn _PG_init() {
     partition::init();
     audit::init();
     quota::init();
+    mask::init();
     // Nothing else may claim our GUC prefix (a typo in `SET tenancy.x` is then an error).
     #[cfg(not(any(feature = "pg13", feature = "pg14")))]
     unsafe {

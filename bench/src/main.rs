@@ -5,6 +5,7 @@
 //! Usage: pg_tenancy_bench "host=... port=... user=..." [scenario ...]
 
 mod audit;
+mod masking;
 mod partitions;
 mod quotas;
 mod report;
@@ -35,6 +36,10 @@ const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "quotas",
         run: quotas::quotas,
+    },
+    Scenario {
+        name: "masking",
+        run: masking::masking,
     },
 ];
 

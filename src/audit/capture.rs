@@ -6,6 +6,7 @@ use super::catalog_oids;
 use super::plan::{self, ObjectBuilder, TablePlan};
 use super::store::{self, Writer, COLUMNS};
 use crate::common::transition::TransitionReader;
+use crate::common::varlena::switch_memory;
 use crate::tenant::context;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -256,13 +257,13 @@ unsafe fn capture_one_side(
         // spilled to disk hands out tuples palloc'd there, which its slot
         // frees itself; only the audit row's values go to batch memory.
         while let Some((values, nulls)) = reader.next() {
-            let old_context = plan::switch_memory(writer.batch_memory);
+            let old_context = switch_memory(writer.batch_memory);
             let mut row = statement.row();
             row[0] = Some(ids.next());
             row[2] = row_tenant(&mut writer.chunks, plan, &statement, values, nulls);
             row[5] = Some(key_builder.build(&mut writer.chunks, &plan.key, values, nulls));
             row[row_column] = Some(builder.build(&mut writer.chunks, &plan.row, values, nulls));
-            plan::switch_memory(old_context);
+            switch_memory(old_context);
             writer.add(&row);
         }
         writer.finish();
@@ -304,7 +305,7 @@ unsafe fn capture_updates(
         while let (Some((old_values, old_nulls)), Some((new_values, new_nulls))) =
             (old_reader.next(), new_reader.next())
         {
-            let old_context = plan::switch_memory(writer.batch_memory);
+            let old_context = switch_memory(writer.batch_memory);
             changed.clear();
             changed_positions.clear();
             for &position in &plan.row_in_table_order {
@@ -322,7 +323,7 @@ unsafe fn capture_updates(
             }
             changed_positions.sort_unstable();
             if changed.is_empty() {
-                plan::switch_memory(old_context);
+                switch_memory(old_context);
                 continue;
             }
             let mut row = statement.row();
@@ -346,7 +347,7 @@ unsafe fn capture_updates(
                 false,
                 pg_sys::TYPALIGN_INT as std::ffi::c_char,
             )));
-            plan::switch_memory(old_context);
+            switch_memory(old_context);
             writer.add(&row);
         }
         writer.finish();

@@ -5,6 +5,7 @@
 
 use super::jsonb::{self, Value};
 use crate::common::privilege::as_extension_owner;
+use crate::common::varlena::{detoast_full, detoast_packed, vardata_any, varsize_any};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::cell::RefCell;
@@ -674,73 +675,12 @@ unsafe fn jsonb_piece(jsonb: *mut pg_sys::varlena) -> Piece {
     }
 }
 
-/// MemoryContextSwitchTo, without a guarded FFI call: it is one assignment
-/// (an inline function in C), and the audit loop does it twice per row.
-pub fn switch_memory(context: pg_sys::MemoryContext) -> pg_sys::MemoryContext {
-    // SAFETY: backends are single-threaded; this is exactly what the C inline does.
-    unsafe {
-        let old = pg_sys::CurrentMemoryContext;
-        pg_sys::CurrentMemoryContext = context;
-        old
-    }
-}
-
-/// The first byte of a varlena's header says how it is stored (postgres.h,
-/// little-endian layout): `xxxxxx00` 4-byte header, uncompressed; `xxxxxx10`
-/// 4-byte header, compressed; `00000001` TOAST pointer; `xxxxxxx1` 1-byte header.
-#[cfg(target_endian = "little")]
-unsafe fn varlena_first_byte(value: *const pg_sys::varlena) -> u8 {
-    unsafe { *(value as *const u8) }
-}
-
-/// The value with its data readable in place (1-byte header allowed):
-/// detoasts only what is compressed or out of line, without an FFI call for
-/// the common inline case.
-unsafe fn detoast_packed(value: *mut pg_sys::varlena) -> *mut pg_sys::varlena {
-    unsafe {
-        let first = varlena_first_byte(value);
-        let external = first == 0x01;
-        let compressed = first & 0x03 == 0x02;
-        if external || compressed {
-            pg_sys::pg_detoast_datum_packed(value)
-        } else {
-            value
-        }
-    }
-}
-
-/// The value with a plain 4-byte header (what numeric and jsonb code expects).
-unsafe fn detoast_full(value: *mut pg_sys::varlena) -> *mut pg_sys::varlena {
-    unsafe {
-        if varlena_first_byte(value) & 0x03 == 0x00 {
-            value
-        } else {
-            pg_sys::pg_detoast_datum(value)
-        }
-    }
-}
-
 // PostgreSQL's shortest-float printers (src/common/d2s.c, f2s.c): pure
 // functions that never raise an error, exported by the server binary.
 unsafe extern "C" {
     fn double_to_shortest_decimal_buf(value: f64, result: *mut std::ffi::c_char)
         -> std::ffi::c_int;
     fn float_to_shortest_decimal_buf(value: f32, result: *mut std::ffi::c_char) -> std::ffi::c_int;
-}
-
-/// VARSIZE of a 4-byte-header varlena (detoasted, not short).
-unsafe fn varsize_any(value: *mut pg_sys::varlena) -> usize {
-    unsafe { pgrx::varsize_any(value) }
-}
-
-/// Pointer and length of a varlena's data, short header or not.
-unsafe fn vardata_any(value: *mut pg_sys::varlena) -> (*const u8, usize) {
-    unsafe {
-        (
-            pgrx::vardata_any(value) as *const u8,
-            pgrx::varsize_any_exhdr(value),
-        )
-    }
 }
 
 /// Whether two values of a column are the same bytes (after detoasting),

@@ -11,3 +11,4 @@ pub mod sqltypes;
 pub mod subxact;
 pub mod transition;
 pub mod triggers;
+pub mod varlena;

@@ -98,4 +98,31 @@ unsafe impl<'fcx> ArgAbi<'fcx> for SqlName {
     }
 }
 
+impl IntoDatum for SqlName {
+    fn into_datum(self) -> Option<pg_sys::Datum> {
+        // SAFETY: a palloc'd, zeroed NameData holding at most NAMEDATALEN - 1
+        // bytes (cut at a character boundary, as PostgreSQL truncates names).
+        unsafe {
+            let name = pg_sys::palloc0(pg_sys::NAMEDATALEN as usize).cast::<u8>();
+            let mut length = self.0.len().min(pg_sys::NAMEDATALEN as usize - 1);
+            while !self.0.is_char_boundary(length) {
+                length -= 1;
+            }
+            std::ptr::copy_nonoverlapping(self.0.as_ptr(), name, length);
+            Some(pg_sys::Datum::from(name))
+        }
+    }
+
+    fn type_oid() -> pg_sys::Oid {
+        pg_sys::NAMEOID
+    }
+}
+
+unsafe impl BoxRet for SqlName {
+    unsafe fn box_into<'fcx>(self, fcinfo: &mut FcInfo<'fcx>) -> Datum<'fcx> {
+        // SAFETY: into_datum always returns a datum for a name.
+        unsafe { fcinfo.return_raw_datum(self.into_datum().expect("a name datum")) }
+    }
+}
+
 pgrx::impl_sql_translatable!(SqlName, "name");
