@@ -160,3 +160,22 @@ SELECT * FROM tenancy_masked.customers;
 SELECT * FROM public.customers;
 \set ON_ERROR_STOP on
 RESET ROLE;
+
+\echo
+\echo '=== Health ==='
+SELECT total, active, idle, idle_in_transaction, waiting, max_connections, reserved, saturation_pct
+  FROM tenancy.connection_summary();
+ANALYZE public.projects;
+\echo '--- Per tenant, from planner statistics (no table scanned)'
+SELECT slug, tables, rows_estimate, audit_events_24h, top_quota_resource, top_quota_pct FROM tenancy.tenant_stats();
+\echo '--- Checks with thresholds from check_postgres, postgres_exporter and pganalyze'
+SELECT check_name, status, value, warn_threshold, crit_threshold, detail FROM tenancy.health_check();
+\echo '--- A database-size budget of 1 kB makes the database critical; two samples open one alert'
+UPDATE tenancy.health_thresholds SET warn_threshold = 512, crit_threshold = 1024 WHERE check_name = 'database_size';
+SELECT tenancy.health() -> 'status' AS status;
+SELECT tenancy.record_metrics() AS sampled;
+SELECT tenancy.record_metrics() AS sampled;
+SELECT check_name, status, value, opened_at IS NOT NULL AS open FROM tenancy.alerts;
+UPDATE tenancy.health_thresholds SET warn_threshold = NULL, crit_threshold = NULL WHERE check_name = 'database_size';
+\echo '--- The same figures for Prometheus (first lines)'
+SELECT line FROM regexp_split_to_table(tenancy.metrics_prometheus(), E'\n') AS line LIMIT 8;

@@ -13,6 +13,7 @@ mod common;
 mod mask;
 mod partition;
 mod quota;
+mod stats;
 mod tenant;
 
 // Catalog housekeeping spans capabilities: it runs after all their catalogs exist.

@@ -5,6 +5,7 @@
 //! Usage: pg_tenancy_bench "host=... port=... user=..." [scenario ...]
 
 mod audit;
+mod health;
 mod masking;
 mod partitions;
 mod quotas;
@@ -40,6 +41,10 @@ const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "masking",
         run: masking::masking,
+    },
+    Scenario {
+        name: "health",
+        run: health::health,
     },
 ];
 

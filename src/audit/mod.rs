@@ -14,8 +14,6 @@ mod tests;
 
 pub use api::trigger_sql;
 
-use crate::common::privilege::as_extension_owner;
-use pgrx::pg_sys::panic::ErrorReportable;
 use pgrx::prelude::*;
 
 pgrx::extension_sql_file!(
@@ -44,32 +42,12 @@ pub fn init() {
     unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(capture::forget), pg_sys::Datum::from(0)) };
 }
 
-/// Makes sure `tenancy.audit_log` is a managed partition set with a
-/// partition for now (registered on first use, so its partitions are
-/// ordinary tables that pg_dump carries, not extension members).
+/// Makes sure `tenancy.audit_log` is a managed partition set (monthly) with a
+/// partition for now. Each child gets a BRIN index on (txid, logged_at).
 pub fn ensure_audit_log_partitions() {
-    let registered = as_extension_owner(|| {
-        Spi::get_one::<bool>(
-            "SELECT EXISTS (SELECT 1 FROM tenancy.partition_sets WHERE parent = 'tenancy.audit_log'::regclass)",
-        )
-        .expect("partition set lookup failed")
-        .unwrap_or(false)
-    });
-    if registered {
-        return;
-    }
-    as_extension_owner(|| {
-        Spi::run(
-            "INSERT INTO tenancy.partition_sets (parent, control_column, part_interval, premake, child_ddl)
-             VALUES ('tenancy.audit_log', 'logged_at', '1 month', 2,
-                     ARRAY['CREATE INDEX ON {child} USING brin (txid, logged_at)'])",
-        )
-        .expect("registering the audit log's partitions failed");
-        let oid = catalog_oids::audit_log();
-        let row =
-            crate::partition::catalog::load_sets(Some(oid), crate::common::clock::now_micros())
-                .pop()
-                .expect("the audit log set was just registered");
-        crate::partition::maintenance::initialize(&row, None).unwrap_or_report();
-    });
+    crate::partition::ensure_internal_set(
+        "tenancy.audit_log",
+        "logged_at",
+        "'1 month', 2, NULL, ARRAY['CREATE INDEX ON {child} USING brin (txid, logged_at)']",
+    );
 }

@@ -130,3 +130,27 @@ pub fn run_tool(tool: &str, args: &[&str]) {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// pg_dump of `source` (custom format) restored into a new empty database
+/// `target`, the way an operator moves a database.
+pub fn dump_and_restore(source: &TestDb, target: &str) -> TestDb {
+    let dump = std::env::temp_dir().join(format!("{target}_{}.pgdump", std::process::id()));
+    let dump_path = dump.to_str().expect("a UTF-8 temp path");
+    run_tool(
+        "pg_dump",
+        &[
+            "--format=custom",
+            "--file",
+            dump_path,
+            "--dbname",
+            &source.dsn(),
+        ],
+    );
+    let restored = TestDb::empty(target);
+    run_tool(
+        "pg_restore",
+        &["--exit-on-error", "--dbname", &restored.dsn(), dump_path],
+    );
+    let _ = std::fs::remove_file(&dump);
+    restored
+}

@@ -1,0 +1,205 @@
+-- Connection and health statistics: the SQL views of PostgreSQL's statistics,
+-- privileges and comments. They run with the caller's rights (pg_monitor sees
+-- everything); only tenant_stats, which reads planner statistics of tenant
+-- tables, runs as the extension owner and is granted to pg_monitor.
+
+CREATE FUNCTION tenancy.connection_stats()
+RETURNS TABLE(datname name, usename name, application_name text, state text, connections int,
+              waiting int, oldest_xact_age interval, oldest_query_age interval)
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT a.datname, a.usename, a.application_name,
+           coalesce(a.state, '<insufficient privilege>'),
+           count(*)::int,
+           count(*) FILTER (WHERE a.wait_event_type = 'Lock')::int,
+           date_trunc('second', max(statement_timestamp() - a.xact_start)),
+           date_trunc('second', max(statement_timestamp() - a.query_start) FILTER (WHERE a.state = 'active'))
+      FROM pg_stat_activity a
+     WHERE a.backend_type = 'client backend'
+     GROUP BY 1, 2, 3, 4
+     ORDER BY 5 DESC, 1, 2, 3, 4
+$$;
+COMMENT ON FUNCTION tenancy.connection_stats() IS
+    'Client connections grouped by database, user, application and state: how many, how many wait for a lock, the oldest transaction and running query. Other roles'' states need pg_monitor.';
+
+CREATE FUNCTION tenancy.connection_summary()
+RETURNS TABLE(total int, active int, idle int, idle_in_transaction int, waiting int,
+              max_connections int, reserved int, saturation_pct numeric)
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT c.total, c.active, c.idle, c.idle_in_transaction, c.waiting, s.max_conn, s.reserved,
+           round(100.0 * c.total / GREATEST(s.max_conn - s.reserved, 1), 1)
+      FROM (SELECT count(*)::int AS total,
+                   count(*) FILTER (WHERE a.state = 'active')::int AS active,
+                   count(*) FILTER (WHERE a.state = 'idle')::int AS idle,
+                   count(*) FILTER (WHERE a.state IN ('idle in transaction', 'idle in transaction (aborted)'))::int
+                       AS idle_in_transaction,
+                   count(*) FILTER (WHERE a.wait_event_type = 'Lock')::int AS waiting
+              FROM pg_stat_activity a
+             WHERE a.backend_type = 'client backend') c,
+           (SELECT current_setting('max_connections')::int AS max_conn,
+                   current_setting('superuser_reserved_connections')::int
+                   + coalesce(nullif(current_setting('reserved_connections', true), '')::int, 0) AS reserved) s
+$$;
+COMMENT ON FUNCTION tenancy.connection_summary() IS
+    'Client connections by state, against max_connections minus the reserved superuser slots (saturation_pct). States of other roles'' sessions need pg_monitor.';
+
+CREATE FUNCTION tenancy.database_stats()
+RETURNS TABLE(metric text, value numeric, unit text, counter boolean)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    timed bigint;
+    requested bigint;
+BEGIN
+    RETURN QUERY
+    SELECT m.metric, m.value, m.unit, m.counter
+      FROM pg_stat_database d,
+           LATERAL (VALUES
+               ('cache_hit_ratio', round(100.0 * d.blks_hit / nullif(d.blks_hit + d.blks_read, 0), 2), 'percent', false),
+               ('blocks_read', d.blks_read::numeric, 'blocks', true),
+               ('blocks_hit', d.blks_hit::numeric, 'blocks', true),
+               ('commits', d.xact_commit::numeric, 'transactions', true),
+               ('rollbacks', d.xact_rollback::numeric, 'transactions', true),
+               ('rollback_ratio', round(100.0 * d.xact_rollback / nullif(d.xact_commit + d.xact_rollback, 0), 2), 'percent', false),
+               ('deadlocks', d.deadlocks::numeric, 'deadlocks', true),
+               ('conflicts', d.conflicts::numeric, 'queries', true),
+               ('temp_files', d.temp_files::numeric, 'files', true),
+               ('temp_bytes', d.temp_bytes::numeric, 'bytes', true),
+               ('database_size', pg_database_size(d.datid)::numeric, 'bytes', false),
+               ('xid_age', (SELECT age(datfrozenxid)::numeric FROM pg_database WHERE oid = d.datid), 'transactions', false),
+               ('multixact_age', (SELECT mxid_age(datminmxid)::numeric FROM pg_database WHERE oid = d.datid), 'multixacts', false),
+               ('oldest_transaction',
+                (SELECT round(extract(epoch FROM max(statement_timestamp() - a.xact_start))::numeric, 1)
+                   FROM pg_stat_activity a
+                  WHERE a.backend_type = 'client backend' AND a.pid <> pg_backend_pid()), 'seconds', false),
+               ('replication_lag_bytes',
+                CASE WHEN pg_is_in_recovery()
+                     THEN pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())
+                     ELSE (SELECT max(pg_wal_lsn_diff(pg_current_wal_lsn(), r.replay_lsn)) FROM pg_stat_replication r) END,
+                'bytes', false),
+               ('replication_lag_seconds',
+                CASE WHEN pg_is_in_recovery()
+                     THEN round(extract(epoch FROM now() - pg_last_xact_replay_timestamp())::numeric, 1)
+                     ELSE (SELECT round(extract(epoch FROM max(r.replay_lag))::numeric, 1) FROM pg_stat_replication r) END,
+                'seconds', false)
+           ) AS m(metric, value, unit, counter)
+     WHERE d.datname = current_database();
+    -- PostgreSQL 17 moved checkpoint counters to pg_stat_checkpointer.
+    IF current_setting('server_version_num')::int >= 170000 THEN
+        EXECUTE 'SELECT num_timed, num_requested FROM pg_catalog.pg_stat_checkpointer' INTO timed, requested;
+    ELSE
+        EXECUTE 'SELECT checkpoints_timed, checkpoints_req FROM pg_catalog.pg_stat_bgwriter' INTO timed, requested;
+    END IF;
+    RETURN QUERY VALUES ('checkpoints_timed', timed::numeric, 'checkpoints', true),
+                        ('checkpoints_requested', requested::numeric, 'checkpoints', true);
+END
+$$;
+COMMENT ON FUNCTION tenancy.database_stats() IS
+    'This database''s figures: cache hit and rollback ratios, deadlocks, temp files, size, xid and multixact age, oldest transaction, replication lag, checkpoints. counter: a running total since the statistics reset.';
+
+CREATE FUNCTION tenancy.table_stats()
+RETURNS TABLE(tbl regclass, total_bytes bigint, table_bytes bigint, index_bytes bigint,
+              live_tuples bigint, dead_tuples bigint, dead_pct numeric, seq_scans bigint,
+              idx_scans bigint, last_vacuum timestamptz, last_analyze timestamptz,
+              tenant_column name)
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT s.relid::regclass,
+           pg_total_relation_size(s.relid), pg_table_size(s.relid), pg_indexes_size(s.relid),
+           s.n_live_tup, s.n_dead_tup,
+           round(100.0 * s.n_dead_tup / nullif(s.n_live_tup + s.n_dead_tup, 0), 1),
+           s.seq_scan, s.idx_scan,
+           GREATEST(s.last_vacuum, s.last_autovacuum), GREATEST(s.last_analyze, s.last_autoanalyze),
+           t.tenant_column
+      FROM pg_stat_user_tables s
+      LEFT JOIN tenancy.tenant_tables t ON t.tbl = s.relid
+     WHERE s.schemaname <> 'tenancy'
+     ORDER BY 2 DESC, 1
+$$;
+COMMENT ON FUNCTION tenancy.table_stats() IS
+    'User tables, biggest first: sizes, live and dead tuples, scans, last (auto)vacuum and (auto)analyze, and the tenant column of registered tables.';
+
+-- Per tenant, from planner statistics: pg_class.reltuples of each leaf table
+-- times the tenant's share of its tenant column (most_common_vals, else the
+-- rows outside them spread over the other distinct values). No table is read.
+CREATE FUNCTION tenancy.tenant_stats()
+RETURNS TABLE(tenant_id uuid, slug text, tenant_name text, tables int, rows_estimate bigint, bytes_estimate bigint,
+              stats_as_of timestamptz, audit_events_24h bigint, top_quota_resource text,
+              top_quota_pct numeric)
+LANGUAGE sql VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH leaves AS (
+        -- A plain table is its own leaf (pg_partition_tree lists partitions only).
+        SELECT tt.tbl::oid AS registered, tt.tenant_column, coalesce(p.relid, tt.tbl) AS leaf
+          FROM tenancy.tenant_tables tt
+          LEFT JOIN LATERAL (SELECT t.relid FROM pg_partition_tree(tt.tbl) t WHERE t.isleaf) p ON true
+    ), leaf_stats AS (
+        SELECT l.registered, GREATEST(c.reltuples, 0) AS reltuples, pg_total_relation_size(l.leaf) AS bytes,
+               GREATEST(pg_stat_get_last_analyze_time(l.leaf), pg_stat_get_last_autoanalyze_time(l.leaf)) AS analyzed,
+               s.null_frac, s.most_common_vals::text::uuid[] AS mcv, s.most_common_freqs AS freqs,
+               CASE WHEN s.n_distinct < 0 THEN -s.n_distinct * GREATEST(c.reltuples, 0) ELSE s.n_distinct END AS n_distinct
+          FROM leaves l
+          JOIN pg_class c ON c.oid = l.leaf
+          JOIN pg_namespace n ON n.oid = c.relnamespace
+          LEFT JOIN pg_stats s ON s.schemaname = n.nspname AND s.tablename = c.relname
+                              AND s.attname = l.tenant_column AND NOT s.inherited
+    ), shares AS (
+        SELECT t.id, ls.registered, ls.reltuples, ls.bytes, ls.analyzed,
+               CASE WHEN ls.n_distinct IS NULL THEN NULL
+                    WHEN array_position(ls.mcv, t.id) IS NOT NULL THEN ls.freqs[array_position(ls.mcv, t.id)]
+                    ELSE GREATEST(1 - ls.null_frac - coalesce((SELECT sum(f) FROM unnest(ls.freqs) f), 0), 0)
+                         / GREATEST(ls.n_distinct - coalesce(cardinality(ls.mcv), 0), 1) END AS share
+          FROM tenancy.tenants t CROSS JOIN leaf_stats ls
+    ), audit AS (
+        SELECT a.tenant_id, count(*) AS events
+          FROM tenancy.audit_log a
+         WHERE a.logged_at >= statement_timestamp() - interval '24 hours'
+         GROUP BY a.tenant_id
+    ), top_quota AS (
+        SELECT DISTINCT ON (q.tenant_id) q.tenant_id, q.resource, q.pct_used
+          FROM tenancy.quota_status() q
+         WHERE q.pct_used IS NOT NULL
+         ORDER BY q.tenant_id, q.pct_used DESC, q.resource
+    )
+    SELECT t.id, t.slug, t.name,
+           (SELECT count(DISTINCT s.registered) FROM shares s WHERE s.id = t.id)::int,
+           (SELECT round(sum(s.reltuples * s.share))::bigint FROM shares s WHERE s.id = t.id),
+           (SELECT round(sum(s.bytes * s.share))::bigint FROM shares s WHERE s.id = t.id),
+           (SELECT min(s.analyzed) FROM shares s WHERE s.id = t.id),
+           coalesce(a.events, 0), q.resource, q.pct_used
+      FROM tenancy.tenants t
+      LEFT JOIN audit a ON a.tenant_id = t.id
+      LEFT JOIN top_quota q ON q.tenant_id = t.id
+     ORDER BY t.slug
+$$;
+COMMENT ON FUNCTION tenancy.tenant_stats() IS
+    'Per tenant: registered tables, estimated rows and bytes in them (planner statistics, as fresh as the last ANALYZE: stats_as_of), audit rows in the last 24 hours and the highest quota use.';
+
+-- Reading every tenant's figures is for monitoring roles; so is sampling them.
+REVOKE EXECUTE ON FUNCTION tenancy.tenant_stats() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION tenancy.tenant_stats() TO pg_monitor;
+REVOKE EXECUTE ON FUNCTION tenancy.record_metrics() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION tenancy.record_metrics() TO pg_monitor;
+REVOKE EXECUTE ON FUNCTION tenancy.metrics_prometheus() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION tenancy.metrics_prometheus() TO pg_monitor;
+-- Thresholds and sampled figures are not secret; alert details quote queries.
+GRANT SELECT ON tenancy.health_thresholds TO PUBLIC;
+GRANT SELECT ON tenancy.metrics TO PUBLIC;
+GRANT SELECT ON tenancy.alerts TO pg_monitor;
+GRANT SELECT ON tenancy.health_streaks TO pg_monitor;
+
+COMMENT ON FUNCTION tenancy.health_check() IS
+    'Every enabled check (tenancy.health_thresholds) with status ok, warning or critical, its value, thresholds and the worst offender in detail. Runs with the caller''s rights: grant pg_monitor.';
+COMMENT ON FUNCTION tenancy.health() IS
+    'Summary of health_check(): {"status": the worst status, "issues": the checks not ok, "checks": how many ran, "checked_at": when}.';
+COMMENT ON FUNCTION tenancy.record_metrics() IS
+    'Samples database_stats(), connection_summary() and health_check() into tenancy.metrics and opens, refreshes or resolves tenancy.alerts; returns the rows written.';
+COMMENT ON FUNCTION tenancy.metrics_prometheus() IS
+    'Health checks, connections, database figures and per-tenant figures in the Prometheus text exposition format (for a textfile collector or an HTTP shim).';
