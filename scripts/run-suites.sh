@@ -22,7 +22,9 @@ cluster=suites
 
 [ $# -gt 0 ] || set -- regress isolation multi docs
 
-port=$("$here/scripts/cluster.sh" start "$cluster")
+# The library is preloaded so the scheduler tests find its background worker
+# (off until tenancy.scheduler_database is set).
+port=$("$here/scripts/cluster.sh" start "$cluster" "shared_preload_libraries = 'pg_tenancy'")
 trap '"$here/scripts/cluster.sh" stop "$cluster"' EXIT
 echo "suites: cluster on $host:$port"
 export PGHOST=$host PGPORT=$port PGUSER=$user

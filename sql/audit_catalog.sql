@@ -11,7 +11,7 @@ CREATE TABLE tenancy.audit_log (
     logged_at        timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
     tenant_id        uuid,
     table_name       text NOT NULL,
-    op               text NOT NULL CHECK (op IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')),
+    op               text NOT NULL CHECK (op IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'PURGE')),
     record_key       jsonb,
     old_row          jsonb,
     new_row          jsonb,
@@ -35,7 +35,7 @@ COMMENT ON COLUMN tenancy.audit_log.id IS 'Unique id of the audit row.';
 COMMENT ON COLUMN tenancy.audit_log.logged_at IS 'When the audited statement finished its changes (clock time).';
 COMMENT ON COLUMN tenancy.audit_log.tenant_id IS 'The row''s tenant: its tenant column for registered tables, else current_tenant().';
 COMMENT ON COLUMN tenancy.audit_log.table_name IS 'The audited table, schema-qualified and quoted as needed.';
-COMMENT ON COLUMN tenancy.audit_log.op IS 'INSERT, UPDATE, DELETE or TRUNCATE.';
+COMMENT ON COLUMN tenancy.audit_log.op IS 'INSERT, UPDATE, DELETE or TRUNCATE; PURGE for tenancy.purge_tenant (new_row says what it erased).';
 COMMENT ON COLUMN tenancy.audit_log.record_key IS 'The changed record''s primary-key (or replica identity) values, as a JSON object.';
 COMMENT ON COLUMN tenancy.audit_log.old_row IS 'The row before the change (UPDATE, DELETE), excluded columns left out.';
 COMMENT ON COLUMN tenancy.audit_log.new_row IS 'The row after the change (INSERT, UPDATE), excluded columns left out.';

@@ -179,3 +179,26 @@ SELECT check_name, status, value, opened_at IS NOT NULL AS open FROM tenancy.ale
 UPDATE tenancy.health_thresholds SET warn_threshold = NULL, crit_threshold = NULL WHERE check_name = 'database_size';
 \echo '--- The same figures for Prometheus (first lines)'
 SELECT line FROM regexp_split_to_table(tenancy.metrics_prometheus(), E'\n') AS line LIMIT 8;
+
+\echo
+\echo '=== Retention and jobs ==='
+CREATE TABLE public.messages (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, tenant_id uuid NOT NULL,
+                              created_at timestamptz NOT NULL DEFAULT now(), body text);
+CREATE INDEX ON public.messages (created_at);
+INSERT INTO public.messages (tenant_id, created_at, body)
+SELECT CASE WHEN g % 2 = 0 THEN :'acme'::uuid ELSE :'globex'::uuid END, now() - g * interval '1 day', 'message ' || g
+  FROM generate_series(1, 120) g;
+CREATE TABLE public.messages_archive (LIKE public.messages);
+SELECT tenancy.set_retention('public.messages', '90 days', 'archive', archive_table => 'public.messages_archive', batch_size => 10);
+\echo '--- What is due, then the run: committed batches of 10, oldest first'
+SELECT tbl, action, rows_due FROM tenancy.retention_preview();
+CALL tenancy.run_retention();
+SELECT (SELECT count(*) FROM public.messages) AS kept, (SELECT count(*) FROM public.messages_archive) AS archived;
+\echo '--- Everything due in one call: maintenance, retention, sealing, metrics'
+CALL tenancy.run_jobs();
+SELECT job, status, rows FROM tenancy.job_runs ORDER BY id;
+\echo '--- GDPR erasure of globex: every registered table, its quota usage, its audit trail'
+SELECT tenancy.register_table('public.messages');
+SELECT tenancy.purge_tenant(:'globex') AS rows_purged;
+SELECT op, new_row -> 'tables' AS tables FROM tenancy.audit_log WHERE tenant_id = :'globex';
+\echo '(With shared_preload_libraries = pg_tenancy and tenancy.scheduler_database set, a background worker runs run_jobs every tenancy.scheduler_interval: see docs/scheduler.md.)'

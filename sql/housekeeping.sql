@@ -22,6 +22,8 @@ BEGIN
     DELETE FROM tenancy.row_quotas WHERE tbl::pg_catalog.oid = ANY (dropped);
     DELETE FROM tenancy.masking_rules WHERE tbl::pg_catalog.oid = ANY (dropped);
     DELETE FROM tenancy.masked_views WHERE view::pg_catalog.oid = ANY (dropped) OR tbl::pg_catalog.oid = ANY (dropped);
+    DELETE FROM tenancy.retention_policies
+     WHERE tbl::pg_catalog.oid = ANY (dropped) OR archive_table::pg_catalog.oid = ANY (dropped);
 END
 $$;
 COMMENT ON FUNCTION tenancy._forget_dropped_tables() IS
@@ -29,4 +31,4 @@ COMMENT ON FUNCTION tenancy._forget_dropped_tables() IS
 CREATE EVENT TRIGGER tenancy_forget_dropped_tables ON sql_drop
     EXECUTE FUNCTION tenancy._forget_dropped_tables();
 COMMENT ON EVENT TRIGGER tenancy_forget_dropped_tables IS
-    'Removes tenancy catalog rows (table registrations, partition sets, audit settings, row quotas, masking rules and views) of dropped tables.';
+    'Removes tenancy catalog rows (table registrations, partition sets, audit settings, row quotas, masking rules and views, retention policies) of dropped tables.';

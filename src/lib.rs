@@ -13,6 +13,8 @@ mod common;
 mod mask;
 mod partition;
 mod quota;
+mod retention;
+mod scheduler;
 mod stats;
 mod tenant;
 
@@ -25,7 +27,8 @@ pgrx::extension_sql_file!(
         "partition_catalog",
         "audit_catalog",
         "quota_catalog",
-        "mask_catalog"
+        "mask_catalog",
+        "retention_catalog"
     ]
 );
 
@@ -39,6 +42,7 @@ pub extern "C-unwind" fn _PG_init() {
     audit::init();
     quota::init();
     mask::init();
+    scheduler::init();
     // Nothing else may claim our GUC prefix (a typo in `SET tenancy.x` is then an error).
     #[cfg(not(any(feature = "pg13", feature = "pg14")))]
     unsafe {

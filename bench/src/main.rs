@@ -10,6 +10,7 @@ mod masking;
 mod partitions;
 mod quotas;
 mod report;
+mod retention;
 mod tenants;
 
 use postgres::{Client, NoTls};
@@ -45,6 +46,10 @@ const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "health",
         run: health::health,
+    },
+    Scenario {
+        name: "retention",
+        run: retention::retention,
     },
 ];
 

@@ -29,3 +29,49 @@ pub fn write_returning<T: FromDatum + IntoDatum>(sql: &str, args: &[DatumWithOid
     })
     .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
+
+/// Runs a read-only query; the first two columns of every row, as text.
+pub fn select_text_pairs(sql: &str, args: &[DatumWithOid]) -> Vec<(String, String)> {
+    Spi::connect(|client| {
+        client
+            .select(sql, None, args)?
+            .map(|row| {
+                Ok((
+                    row.get::<String>(1)?.unwrap_or_default(),
+                    row.get::<String>(2)?.unwrap_or_default(),
+                ))
+            })
+            .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+    })
+    .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// `text` as an SQL string literal, the way PostgreSQL's `quote_literal`
+/// writes it (quotes doubled; with backslashes, an E'' literal with them
+/// doubled), without calling into the server: pure code may use it.
+pub fn literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 3);
+    if text.contains('\\') {
+        out.push('E');
+    }
+    out.push('\'');
+    for c in text.chars() {
+        match c {
+            '\'' => out.push_str("''"),
+            '\\' => out.push_str("\\\\"),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn literals_quote_like_postgres() {
+        assert_eq!(super::literal("it's"), "'it''s'");
+        assert_eq!(super::literal("a\\b"), "E'a\\\\b'");
+        assert_eq!(super::literal("{\"(0,1)\"}"), "'{\"(0,1)\"}'");
+    }
+}

@@ -34,26 +34,14 @@ pub fn set_clause(table: &Relation) -> Option<String> {
 
 /// The primary key's columns and types, in key order.
 fn primary_key(table: &Relation) -> Vec<(String, String)> {
-    Spi::connect(|client| {
-        client
-            .select(
-                "SELECT pg_catalog.quote_ident(a.attname), pg_catalog.format_type(a.atttypid, a.atttypmod)
-                   FROM pg_catalog.pg_index i
-                   JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
-                  WHERE i.indrelid = $1 AND i.indisprimary
-                  ORDER BY pg_catalog.array_position(i.indkey::int2[], a.attnum)",
-                None,
-                &[RegClass(table.oid).into()],
-            )?
-            .map(|row| {
-                Ok((
-                    row.get::<String>(1)?.unwrap_or_default(),
-                    row.get::<String>(2)?.unwrap_or_default(),
-                ))
-            })
-            .collect::<std::result::Result<Vec<_>, pgrx::spi::Error>>()
-    })
-    .expect("reading the primary key failed")
+    crate::common::sql::select_text_pairs(
+        "SELECT pg_catalog.quote_ident(a.attname), pg_catalog.format_type(a.atttypid, a.atttypmod)
+           FROM pg_catalog.pg_index i
+           JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+          WHERE i.indrelid = $1 AND i.indisprimary
+          ORDER BY pg_catalog.array_position(i.indkey::int2[], a.attnum)",
+        &[RegClass(table.oid).into()],
+    )
 }
 
 /// A key as a row literal: `(value::type, ...)`.

@@ -51,23 +51,11 @@ pub fn columns(table: &Relation) -> Vec<MaskColumn> {
 
 /// The table's masking rules, by column name.
 pub fn rules_of(table: &Relation) -> Vec<(String, Rule)> {
-    let stored: Vec<(String, String)> = as_extension_owner(|| {
-        Spi::connect(|client| {
-            client
-                .select(
-                    "SELECT col::text, rule FROM tenancy.masking_rules WHERE tbl = $1 ORDER BY col",
-                    None,
-                    &[RegClass(table.oid).into()],
-                )?
-                .map(|row| {
-                    Ok((
-                        row.get::<String>(1)?.unwrap_or_default(),
-                        row.get::<String>(2)?.unwrap_or_default(),
-                    ))
-                })
-                .collect::<std::result::Result<Vec<_>, pgrx::spi::Error>>()
-        })
-        .expect("reading masking rules failed")
+    let stored = as_extension_owner(|| {
+        crate::common::sql::select_text_pairs(
+            "SELECT col::text, rule FROM tenancy.masking_rules WHERE tbl = $1 ORDER BY col",
+            &[RegClass(table.oid).into()],
+        )
     });
     stored
         .into_iter()

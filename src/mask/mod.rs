@@ -37,6 +37,22 @@ pgrx::extension_sql_file!(
     ]
 );
 
+/// `col = masked(col), ...` for the table's masking rules, or None when no
+/// rule changes anything (static anonymization and retention use it).
+pub fn anonymize_set_clause(table: &crate::common::relation::Relation) -> Option<String> {
+    anonymize::set_clause(table)
+}
+
+/// Rewrites the rows of `table` matching `filter` with its masking rules, in
+/// primary-key batches; returns how many (purge_tenant uses it).
+pub fn anonymize_rows(
+    table: &crate::common::relation::Relation,
+    filter: &str,
+    batch_size: i64,
+) -> crate::common::error::Result<i64> {
+    anonymize::run(table, Some(filter), batch_size)
+}
+
 /// Registers the relcache callback that forgets a replaced key; called from `_PG_init`.
 pub fn init() {
     key::init();

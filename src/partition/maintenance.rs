@@ -401,3 +401,22 @@ fn retire(
         })
         .collect())
 }
+
+/// What the next maintenance run would retire, per set with a retention:
+/// (parent, retention mode, expired children). Reads catalogs only.
+pub fn expired_children() -> Vec<(pg_sys::Oid, String, Vec<Child>)> {
+    let now = clock::now_micros();
+    let rows = catalog::load_sets(None, now);
+    let parents: Vec<pg_sys::Oid> = rows.iter().map(|row| row.parent).collect();
+    let children = catalog::load_children(&parents);
+    rows.iter()
+        .filter(|row| row.retention)
+        .filter_map(|row| {
+            let set = row.resolve().ok()?;
+            let raw = children.get(&row.parent).map(Vec::as_slice).unwrap_or(&[]);
+            let parsed = catalog::parse_children(set.kind, raw);
+            let work = assess(&set, &parsed, now, None);
+            Some((row.parent, row.retention_mode.clone(), work.expire))
+        })
+        .collect()
+}

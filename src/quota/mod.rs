@@ -82,3 +82,33 @@ fn disable_row_quota(tbl: Option<RegClass>) -> Result<()> {
 fn refresh_storage_usage() -> Result<i64> {
     storage::refresh()
 }
+
+/// Sets every usage counter of `tenant` to zero (purge_tenant); returns how
+/// many counters it reset. Goes through the ledger, so counters this
+/// transaction already touched (row quotas of the rows just purged) end at
+/// zero too.
+pub fn reset_tenant_usage(tenant: [u8; 16]) -> Result<i64> {
+    let resources: Vec<String> = crate::common::privilege::as_extension_owner(|| {
+        Spi::connect(|client| {
+            client
+                .select(
+                    "SELECT resource FROM tenancy.quota_usage WHERE tenant_id = $1 ORDER BY resource",
+                    None,
+                    &[pgrx::Uuid::from_bytes(tenant).into()],
+                )?
+                .map(|row| Ok(row.get::<String>(1)?.unwrap_or_default()))
+                .collect::<std::result::Result<Vec<_>, pgrx::spi::Error>>()
+        })
+        .expect("reading the tenant's usage failed")
+    });
+    for resource in &resources {
+        usage::set_used(
+            &ledger::Key {
+                tenant,
+                resource: resource.clone(),
+            },
+            0,
+        )?;
+    }
+    Ok(resources.len() as i64)
+}

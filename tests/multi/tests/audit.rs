@@ -156,7 +156,6 @@ fn concurrent_writers_and_sealing_leave_every_chain_intact() {
 /// and auditing and sealing go on in the new database.
 #[test]
 fn audit_log_and_chains_survive_dump_and_restore() {
-    use pg_tenancy_multi::run_tool;
     let source = TestDb::new("multi_audit_dump_source");
     let mut admin = source.connect();
     admin
@@ -170,21 +169,7 @@ fn audit_log_and_chains_survive_dump_and_restore() {
         )
         .unwrap();
     admin.query_one("SELECT tenancy.seal_audit()", &[]).unwrap();
-    let dump = std::env::temp_dir().join(format!(
-        "pg_tenancy_audit_dump_{}.pgdump",
-        std::process::id()
-    ));
-    let path = dump.to_str().unwrap();
-    run_tool(
-        "pg_dump",
-        &["--format=custom", "--file", path, "--dbname", &source.dsn()],
-    );
-    let target = TestDb::empty("multi_audit_dump_target");
-    run_tool(
-        "pg_restore",
-        &["--exit-on-error", "--dbname", &target.dsn(), path],
-    );
-    let _ = std::fs::remove_file(&dump);
+    let target = pg_tenancy_multi::dump_and_restore(&source, "multi_audit_dump_target");
 
     let mut restored = target.connect();
     let count = |client: &mut postgres::Client, sql: &str| -> i64 {

@@ -2,7 +2,7 @@
 //! same in every session and after pg_dump / pg_restore, and the restored
 //! masked view still masks.
 
-use pg_tenancy_multi::{run_tool, TestDb};
+use pg_tenancy_multi::TestDb;
 
 /// The token of a value, computed in a fresh session.
 fn token(db: &TestDb, value: &str) -> String {
@@ -36,27 +36,7 @@ fn tokens_survive_sessions_and_dump_and_restore() {
     let other = TestDb::new("multi_mask_other");
     assert_ne!(token(&other, "123-45-6789"), before);
 
-    let dump = std::env::temp_dir().join(format!(
-        "pg_tenancy_mask_dump_{}.pgdump",
-        std::process::id()
-    ));
-    let dump_path = dump.to_str().unwrap();
-    run_tool(
-        "pg_dump",
-        &[
-            "--format=custom",
-            "--file",
-            dump_path,
-            "--dbname",
-            &source.dsn(),
-        ],
-    );
-    let target = TestDb::empty("multi_mask_target");
-    run_tool(
-        "pg_restore",
-        &["--exit-on-error", "--dbname", &target.dsn(), dump_path],
-    );
-    let _ = std::fs::remove_file(&dump);
+    let target = pg_tenancy_multi::dump_and_restore(&source, "multi_mask_target");
 
     assert_eq!(
         token(&target, "123-45-6789"),

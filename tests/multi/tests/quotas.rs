@@ -185,27 +185,7 @@ fn dump_and_restore_keep_limits_usage_and_row_quotas() {
             .get(0)
     };
     let before = snapshot(&mut admin);
-    let dump = std::env::temp_dir().join(format!(
-        "pg_tenancy_quota_dump_{}.pgdump",
-        std::process::id()
-    ));
-    let dump_path = dump.to_str().unwrap();
-    pg_tenancy_multi::run_tool(
-        "pg_dump",
-        &[
-            "--format=custom",
-            "--file",
-            dump_path,
-            "--dbname",
-            &source.dsn(),
-        ],
-    );
-    let target = TestDb::empty("multi_quota_dump_target");
-    pg_tenancy_multi::run_tool(
-        "pg_restore",
-        &["--exit-on-error", "--dbname", &target.dsn(), dump_path],
-    );
-    let _ = std::fs::remove_file(&dump);
+    let target = pg_tenancy_multi::dump_and_restore(&source, "multi_quota_dump_target");
     let mut restored = target.connect();
     assert_eq!(snapshot(&mut restored), before);
     assert!(before.contains("calls|5|7|none"), "{before}");

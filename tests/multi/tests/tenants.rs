@@ -1,7 +1,7 @@
 //! Tenants and isolation across connections: concurrent sessions of different
 //! tenants, and a pg_dump / pg_restore round trip.
 
-use pg_tenancy_multi::{run_tool, TestDb, TestRole};
+use pg_tenancy_multi::{TestDb, TestRole};
 use std::collections::HashMap;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -176,24 +176,7 @@ fn dump_and_restore_keep_tenants_plans_and_registrations() {
     };
     let before = snapshot(&mut admin);
 
-    let dump = std::env::temp_dir().join(format!("pg_tenancy_dump_{}.pgdump", std::process::id()));
-    let dump_path = dump.to_str().unwrap();
-    run_tool(
-        "pg_dump",
-        &[
-            "--format=custom",
-            "--file",
-            dump_path,
-            "--dbname",
-            &source.dsn(),
-        ],
-    );
-    let target = TestDb::empty("multi_dump_target");
-    run_tool(
-        "pg_restore",
-        &["--exit-on-error", "--dbname", &target.dsn(), dump_path],
-    );
-    let _ = std::fs::remove_file(&dump);
+    let target = pg_tenancy_multi::dump_and_restore(&source, "multi_dump_target");
 
     let mut restored = target.connect();
     let after = snapshot(&mut restored);
