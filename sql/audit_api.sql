@@ -3,9 +3,17 @@
 -- Application roles read their own tenant's rows and nothing else; no role
 -- holds INSERT, UPDATE, DELETE or TRUNCATE on the log (the trigger writes it
 -- directly). The policy is copied onto every partition as it is created.
+-- Roles given masked access (tenancy.grant_masked_access) read no audit rows at
+-- all: the log holds unmasked row images. Both tests are scalar subqueries, so
+-- they run once per query (an InitPlan), not once per row.
 ALTER TABLE tenancy.audit_log ENABLE ROW LEVEL SECURITY;
 CREATE POLICY audit_tenant_reads ON tenancy.audit_log AS PERMISSIVE FOR SELECT TO PUBLIC
-    USING (tenant_id OPERATOR(pg_catalog.=) (SELECT tenancy.current_tenant()));
+    USING (tenant_id OPERATOR(pg_catalog.=) (SELECT tenancy.current_tenant())
+           AND (SELECT NOT EXISTS (SELECT FROM tenancy.masked_roles m
+                                     JOIN pg_catalog.pg_roles r ON r.rolname OPERATOR(pg_catalog.=) m.role_name
+                                    WHERE pg_catalog.pg_has_role(r.oid, 'MEMBER'))));
+-- The policy reads it as the querying role; role names are no secret (pg_roles).
+GRANT SELECT ON tenancy.masked_roles TO PUBLIC;
 GRANT SELECT ON tenancy.audit_log TO PUBLIC;
 -- The trigger, running as whoever changed an audited table, draws ids from it.
 GRANT USAGE ON SEQUENCE tenancy.audit_log_id_seq TO PUBLIC;
@@ -34,15 +42,18 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT a.*
       FROM tenancy.audit_log a
-     WHERE a.table_name = (SELECT pg_catalog.format('%I.%I', n.nspname, c.relname)
-                             FROM pg_catalog.pg_class c
-                             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-                            WHERE c.oid = row_history.tbl)
+     -- A partitioned table's rows may have been written through any partition
+     -- (pg_partition_tree lists nothing for a plain table, hence the UNION).
+     WHERE a.table_name IN (SELECT pg_catalog.format('%I.%I', n.nspname, c.relname)
+                              FROM (SELECT row_history.tbl AS relid
+                                    UNION SELECT t.relid FROM pg_catalog.pg_partition_tree(row_history.tbl) t) p
+                              JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relid
+                              JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace)
        AND a.record_key = row_history.record_key
      ORDER BY a.logged_at, a.id
 $$;
 COMMENT ON FUNCTION tenancy.row_history(regclass, jsonb) IS
-    'Every audit row of one record (by its record_key, e.g. ''{"id": 42}''), oldest first.';
+    'Every audit row of one record (by its record_key, e.g. ''{"id": 42}''), oldest first; for a partitioned table, written through any partition.';
 
 COMMENT ON FUNCTION tenancy.enable_audit(regclass, text[]) IS
     'Audits INSERT, UPDATE, DELETE and TRUNCATE on a table (and its partitions) into tenancy.audit_log, leaving out exclude_columns.';
@@ -56,3 +67,8 @@ COMMENT ON FUNCTION tenancy._audit_statement() IS 'Internal: the statement trigg
 -- Sealing and verifying read every tenant's rows: administrators only.
 REVOKE EXECUTE ON FUNCTION tenancy.seal_audit() FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION tenancy.verify_audit(uuid) FROM PUBLIC;
+
+-- CREATE TRIGGER needs EXECUTE on the function (firing does not): with it, any
+-- role could attach the audit trigger to a table of its own and forge audit
+-- rows. The extension creates its triggers as the extension owner.
+REVOKE EXECUTE ON FUNCTION tenancy._audit_statement() FROM PUBLIC;

@@ -62,3 +62,9 @@ COMMENT ON TRIGGER quota_terms_changed ON tenancy.quota_resources IS 'Makes back
 COMMENT ON TRIGGER quota_terms_changed ON tenancy.tenant_quotas IS 'Makes backends forget cached quota terms.';
 COMMENT ON TRIGGER quota_terms_changed ON tenancy.plans IS 'Makes backends forget cached quota terms.';
 COMMENT ON TRIGGER quota_terms_changed ON tenancy.tenants IS 'Makes backends forget cached quota terms.';
+
+-- CREATE TRIGGER needs EXECUTE on the function (firing does not): with it, any
+-- role could attach these to a table of its own and spend or refund any
+-- tenant's units. The extension creates its triggers as the extension owner.
+REVOKE EXECUTE ON FUNCTION tenancy._row_quota_statement() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION tenancy._row_quota_move() FROM PUBLIC;

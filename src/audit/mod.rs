@@ -26,6 +26,7 @@ pgrx::extension_sql_file!(
     name = "audit_api",
     requires = [
         "audit_catalog",
+        "mask_catalog",
         api::enable_audit,
         api::disable_audit,
         api::seal_audit,

@@ -127,8 +127,20 @@ fn settings(relid: pg_sys::Oid) -> Settings {
         Spi::connect(|client| {
             let row = client
                 .select(
-                    "SELECT (SELECT a.exclude_columns FROM tenancy.audit_config a WHERE a.tbl::oid = $1),
-                            (SELECT t.tenant_column::text FROM tenancy.tenant_tables t WHERE t.tbl::oid = $1),
+                    // A partition takes its settings from the nearest audited
+                    // (or registered) ancestor, itself first: writes straight to a
+                    // partition leave out the same columns as writes to the parent.
+                    // (pg_partition_ancestors lists nothing for a plain table.)
+                    "WITH chain AS (SELECT $1::pg_catalog.regclass AS rel, 0::bigint AS depth
+                                    UNION ALL
+                                    SELECT p.rel, p.depth
+                                      FROM pg_catalog.pg_partition_ancestors($1) WITH ORDINALITY p(rel, depth))
+                     SELECT (SELECT a.exclude_columns FROM chain
+                               JOIN tenancy.audit_config a ON a.tbl OPERATOR(pg_catalog.=) chain.rel
+                              ORDER BY chain.depth LIMIT 1),
+                            (SELECT t.tenant_column::text FROM chain
+                               JOIN tenancy.tenant_tables t ON t.tbl OPERATOR(pg_catalog.=) chain.rel
+                              ORDER BY chain.depth LIMIT 1),
                             ARRAY(SELECT att.attname::text
                                     FROM pg_catalog.pg_index i
                                     JOIN pg_catalog.pg_attribute att

@@ -3,7 +3,13 @@
 //! each of its partitions, because a statement trigger fires only on the
 //! table a statement names and a trigger with transition tables is not
 //! cloned to partitions.
+//!
+//! The trigger functions are not executable by PUBLIC: CREATE TRIGGER checks
+//! EXECUTE on the function (firing does not), so no role can attach them to a
+//! table of its own to forge audit rows or spend another tenant's quota. The
+//! extension creates its triggers as the extension owner instead.
 
+use super::privilege::as_extension_owner;
 use super::relation::Relation;
 use pgrx::prelude::*;
 use pgrx::spi::quote_identifier;
@@ -54,21 +60,41 @@ fn install_one(table: &Relation, definitions: &Definitions) -> bool {
 
 /// Creates the missing triggers on the table and every partition, with
 /// `definitions` giving each one's definitions from its qualified name.
-/// Returns whether any was missing.
+/// Returns whether any was missing. The caller has checked that the user may
+/// change the table.
 pub fn install(table: &Relation, definitions: impl Fn(&str) -> Definitions) -> bool {
-    let mut changed = install_one(table, &definitions(&table.qualified_name()));
-    for partition in table.partitions() {
-        changed |= install_one(&partition, &definitions(&partition.qualified_name()));
+    let partitions = table.partitions();
+    as_extension_owner(|| {
+        let mut changed = install_one(table, &definitions(&table.qualified_name()));
+        for partition in &partitions {
+            changed |= install_one(partition, &definitions(&partition.qualified_name()));
+        }
+        changed
+    })
+}
+
+/// Runs `CREATE TRIGGER` statements (from [`create_sql`]) for a new partition.
+pub fn create_for_partition(statements: &[String]) {
+    if statements.is_empty() {
+        return;
     }
-    changed
+    as_extension_owner(|| Spi::run(&statements.join(";\n")))
+        .unwrap_or_else(|e| panic!("creating triggers on a new partition: {e}"));
 }
 
 /// Drops the triggers named `prefix...` from the table and every partition;
 /// returns whether there were any.
 pub fn drop_all(table: &Relation, prefix: &str) -> bool {
+    let relations: Vec<Relation> = std::iter::once(table.clone())
+        .chain(table.partitions())
+        .collect();
+    as_extension_owner(|| drop_from(&relations, prefix))
+}
+
+fn drop_from(relations: &[Relation], prefix: &str) -> bool {
     let mut changed = false;
-    for relation in std::iter::once(table.clone()).chain(table.partitions()) {
-        for name in existing(&relation, prefix) {
+    for relation in relations {
+        for name in existing(relation, prefix) {
             Spi::run(&format!(
                 "DROP TRIGGER {} ON {}",
                 quote_identifier(&name),

@@ -92,6 +92,14 @@ SELECT a.table_name, a.op, a.record_key, a.new_row->>'what' AS what FROM tenancy
 SELECT c.relname, count(t.tgname) AS audit_triggers FROM pg_class c
   LEFT JOIN pg_trigger t ON t.tgrelid = c.oid AND t.tgname LIKE 'tenancy\_audit\_%'
  WHERE c.relname LIKE 'events%' AND c.relkind IN ('r', 'p') GROUP BY 1 ORDER BY 1;
+-- row_history finds a record's versions whichever way they were written, and
+-- exclusions hold for writes straight into a partition too.
+SELECT op, table_name, new_row->>'what' AS what FROM tenancy.row_history('events', '{"id": 2, "at": "2026-06-01"}');
+SELECT tenancy.enable_audit('events', '{what}');
+INSERT INTO events_2026 VALUES (4, '2026-07-01', 'left out');
+SELECT table_name, new_row ? 'what' AS has_excluded_column
+  FROM tenancy.row_history('events', '{"id": 4, "at": "2026-07-01"}');
+SELECT tenancy.enable_audit('events');
 
 -- Without a primary key auditing is refused; a replica identity index will do.
 CREATE TABLE keyless (code text NOT NULL, v int);
@@ -143,6 +151,12 @@ SELECT format('DELETE FROM %s', c.oid::regclass) FROM pg_inherits i JOIN pg_clas
 \echo :LAST_ERROR_SQLSTATE
 SELECT tenancy.seal_audit();
 \echo :LAST_ERROR_SQLSTATE
+-- Nor by attaching the audit trigger to a table of its own (forged rows).
+CREATE TEMP TABLE forge (id int PRIMARY KEY, tenant_id uuid);
+CREATE TRIGGER forge AFTER INSERT ON forge REFERENCING NEW TABLE AS n
+    FOR EACH STATEMENT EXECUTE FUNCTION tenancy._audit_statement();
+\echo :LAST_ERROR_SQLSTATE
+DROP TABLE forge;
 -- The application's own writes are audited under its tenant, with its actor.
 SELECT tenancy.set_actor('user:app');
 INSERT INTO accounts (id, tenant_id, email) VALUES (10, 'aaaaaaaa-0000-0000-0000-00000000000a', 'app@acme.test');

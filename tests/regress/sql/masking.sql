@@ -128,8 +128,16 @@ SELECT has_table_privilege('mask_reader', 'customers', 'SELECT') AS reads_table,
 ANALYZE customers;
 CREATE FUNCTION leak(text) RETURNS boolean LANGUAGE plpgsql COST 0.0000001 AS
 $$ BEGIN RAISE NOTICE 'leak saw: %', $1; RETURN true; END $$;
+-- The audit log keeps unmasked row images: a masked role reads none of it.
+SELECT tenancy.enable_audit('customers');
+UPDATE customers SET id = id + 100 WHERE id = 1;
+UPDATE customers SET id = id - 100 WHERE id = 101;
+SELECT count(*) AS audit_rows, bool_and(new_row->>'email' = 'john.doe@example.com') AS raw_email
+  FROM tenancy.audit_log WHERE table_name = 'public.customers';
 SET ROLE mask_reader;
 SELECT tenancy.set_tenant('aaaaaaaa-0000-0000-0000-0000000000ad');
+SELECT count(*) AS audit_rows_visible FROM tenancy.audit_log;
+SELECT count(*) AS history_visible FROM tenancy.row_history('customers', '{"id": 1}');
 SELECT id, email, card FROM tenancy_masked.customers ORDER BY id;
 -- A cheap function in WHERE runs after the view's tenant filter and sees masked values only.
 SELECT id FROM tenancy_masked.customers WHERE leak(email) ORDER BY id;

@@ -247,6 +247,15 @@ UPDATE tenancy.quota_usage SET used = 0;
 \echo :LAST_ERROR_SQLSTATE
 SELECT count(*) FROM tenancy.quota_usage;
 \echo :LAST_ERROR_SQLSTATE
+-- Nor through the row-quota triggers on a table of its own.
+CREATE TEMP TABLE spend (tenant_id uuid);
+CREATE TRIGGER spend AFTER INSERT ON spend REFERENCING NEW TABLE AS n
+    FOR EACH STATEMENT EXECUTE FUNCTION tenancy._row_quota_statement('seats', 'tenant_id');
+\echo :LAST_ERROR_SQLSTATE
+CREATE TRIGGER refund AFTER UPDATE ON spend
+    FOR EACH ROW EXECUTE FUNCTION tenancy._row_quota_move('seats', 'tenant_id');
+\echo :LAST_ERROR_SQLSTATE
+DROP TABLE spend;
 SELECT tenancy.clear_tenant();
 RESET ROLE;
 DROP ROLE quota_app;
