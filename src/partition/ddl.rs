@@ -134,7 +134,7 @@ pub fn create_child(set: &PartitionSet, range: Option<Range>, join: Join) -> Res
         Some(range) => for_values(set, range),
         None => "DEFAULT".to_string(),
     };
-    let mut statements = match join {
+    let statements = match join {
         Join::PartitionOf => vec![format!(
             "CREATE TABLE {qualified} PARTITION OF {} {bound}{}",
             set.qualified_parent(),
@@ -152,8 +152,7 @@ pub fn create_child(set: &PartitionSet, range: Option<Range>, join: Join) -> Res
             ),
         ],
     };
-    statements.extend(child_extras(set, &qualified));
-    run(&statements.join(";\n"));
+    give_child_extras(set, &qualified, statements);
     Ok(Child {
         oid: oid_of(set, &name),
         schema: set.schema.clone(),
@@ -165,8 +164,30 @@ pub fn create_child(set: &PartitionSet, range: Option<Range>, join: Join) -> Res
     })
 }
 
+/// The audit and row-quota triggers a new child needs, created as the
+/// extension owner (see `common::triggers`).
+fn child_triggers(set: &PartitionSet, qualified: &str) -> Vec<String> {
+    let mut statements = Vec::new();
+    if set.audited {
+        statements.extend(crate::audit::trigger_sql(qualified));
+    }
+    if let Some((resource, column)) = &set.row_quota {
+        statements.extend(crate::quota::row_quota_trigger_sql(
+            qualified, resource, column,
+        ));
+    }
+    statements
+}
+
 /// What a new child must get from its parent beyond its shape: grants,
-/// row-level security and policies, audit triggers, and the set's own child_ddl.
+/// row-level security and policies, and the set's own child_ddl, run as the
+/// table owner; then its triggers.
+fn give_child_extras(set: &PartitionSet, qualified: &str, mut statements: Vec<String>) {
+    statements.extend(child_extras(set, qualified));
+    run(&statements.join(";\n"));
+    crate::common::triggers::create_for_partition(&child_triggers(set, qualified));
+}
+
 fn child_extras(set: &PartitionSet, qualified: &str) -> Vec<String> {
     let mut statements: Vec<String> = set
         .grants
@@ -181,14 +202,6 @@ fn child_extras(set: &PartitionSet, qualified: &str) -> Vec<String> {
         statements.push(format!("ALTER TABLE {qualified} FORCE ROW LEVEL SECURITY"));
     }
     statements.extend(set.policies.iter().map(|p| p.replace("{child}", qualified)));
-    if set.audited {
-        statements.extend(crate::audit::trigger_sql(qualified));
-    }
-    if let Some((resource, column)) = &set.row_quota {
-        statements.extend(crate::quota::row_quota_trigger_sql(
-            qualified, resource, column,
-        ));
-    }
     statements.extend(
         set.child_ddl
             .iter()
@@ -345,12 +358,20 @@ fn owner_is_filtered(default: &Child) -> bool {
     .unwrap_or(false)
 }
 
-/// Moves the default partition's rows of `range` into a new child and
-/// attaches it. Rows are copied while the default partition is locked
-/// EXCLUSIVE, which lets every reader through and blocks only writes to rows
-/// that have no child yet; ACCESS EXCLUSIVE is taken only for the attach.
-/// Returns the child and the number of rows moved.
-pub fn relocate(set: &PartitionSet, default: &Child, range: Range) -> Result<(Child, i64)> {
+/// A child created and filled with the default partition's rows of its
+/// range, not yet attached.
+pub struct Filled {
+    pub child: Child,
+    pub range: Range,
+    pub moved: i64,
+    check_name: String,
+}
+
+/// Starts moving rows out of the default partition: locks it EXCLUSIVE, which
+/// lets every reader through and blocks only writes of rows that have no child
+/// yet. Returns whether FORCE ROW LEVEL SECURITY was lifted (then the lock is
+/// ACCESS EXCLUSIVE) and must be restored by [`attach_filled`].
+pub fn begin_relocation(default: &Child) -> Result<bool> {
     let forced = owner_is_filtered(default);
     lock(
         default.oid,
@@ -370,6 +391,12 @@ pub fn relocate(set: &PartitionSet, default: &Child, range: Range) -> Result<(Ch
             default.qualified_name()
         ));
     }
+    Ok(forced)
+}
+
+/// Creates the child for `range` and moves the default partition's rows of
+/// that range into it; the caller holds the lock of [`begin_relocation`].
+pub fn fill(set: &PartitionSet, default: &Child, range: Range) -> Filled {
     let name = bounds::child_name(
         &set.name,
         &bounds::child_suffix(set.kind, set.step, range.from),
@@ -392,6 +419,27 @@ pub fn relocate(set: &PartitionSet, default: &Child, range: Range) -> Result<(Ch
     };
     let columns = copy_columns(set);
     let moved = move_rows(set, default, &child, range, &columns);
+    Filled {
+        child,
+        range,
+        moved,
+        check_name,
+    }
+}
+
+/// Attaches every filled child at once. ATTACH needs ACCESS EXCLUSIVE on the
+/// default partition, which then stays held until the transaction ends and
+/// holds up readers of the parent: taking it once, after all rows have been
+/// moved, keeps that window to the attaches themselves.
+pub fn attach_filled(
+    set: &PartitionSet,
+    default: &Child,
+    filled: &[Filled],
+    forced: bool,
+) -> Result<()> {
+    if filled.is_empty() && !forced {
+        return Ok(());
+    }
     lock(
         set.parent,
         pg_sys::ShareUpdateExclusiveLock,
@@ -402,19 +450,25 @@ pub fn relocate(set: &PartitionSet, default: &Child, range: Range) -> Result<(Ch
         pg_sys::AccessExclusiveLock,
         &default.qualified_name(),
     )?;
-    attach(set, &child, range);
-    let mut statements = vec![format!(
-        "ALTER TABLE {qualified} DROP CONSTRAINT {check_name}"
-    )];
+    for f in filled {
+        attach(set, &f.child, f.range);
+        let qualified = f.child.qualified_name();
+        give_child_extras(
+            set,
+            &qualified,
+            vec![format!(
+                "ALTER TABLE {qualified} DROP CONSTRAINT {}",
+                f.check_name
+            )],
+        );
+    }
     if forced {
-        statements.push(format!(
+        run(&format!(
             "ALTER TABLE {} FORCE ROW LEVEL SECURITY",
             default.qualified_name()
         ));
     }
-    statements.extend(child_extras(set, &qualified));
-    run(&statements.join(";\n"));
-    Ok((child, moved))
+    Ok(())
 }
 
 /// Drops expired children in one statement. DROP of a partition needs ACCESS

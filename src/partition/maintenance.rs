@@ -186,7 +186,16 @@ fn maintain(row: &SetRow, raw: &[(pg_sys::Oid, String, String, String)], now: i6
                 children = working;
                 outcomes.extend(step_outcomes);
             }
-            Err(failure) => outcomes.push(Outcome::failed(set.parent, &failure)),
+            Err(failure) => {
+                let lock_busy = failure.sqlstate == "55P03";
+                outcomes.push(Outcome::failed(set.parent, &failure));
+                // A lock not free in time means someone is working on the set:
+                // the later steps would only wait out their own timeouts too.
+                // The whole set is retried next run.
+                if lock_busy {
+                    break;
+                }
+            }
         }
     }
     outcomes
@@ -280,12 +289,15 @@ fn ensure_default(
     Ok(vec![outcome])
 }
 
-/// Moves rows that landed in the default partition into children of their own.
+/// Moves rows that landed in the default partition into children of their
+/// own: every range's child is created and filled first, then all are
+/// attached together (see `ddl::attach_filled`).
 fn relocate(set: &PartitionSet, children: &mut Vec<Child>, work: &Work) -> Result<Vec<Outcome>> {
     let Some(default) = default_child(children).cloned().filter(|_| work.relocate) else {
         return Ok(Vec::new());
     };
     let mut outcomes = Vec::new();
+    let mut wanted = Vec::new();
     for range in ddl::default_row_ranges(set, &default) {
         if existing_ranges(children).iter().any(|r| r.overlaps(&range)) {
             outcomes.push(Outcome::new(
@@ -297,20 +309,32 @@ fn relocate(set: &PartitionSet, children: &mut Vec<Child>, work: &Work) -> Resul
                     range_text(set, range)
                 )),
             ));
-            continue;
+        } else {
+            wanted.push(range);
         }
-        let (child, moved) = ddl::relocate(set, &default, range)?;
+    }
+    if wanted.is_empty() {
+        return Ok(outcomes);
+    }
+    let forced = ddl::begin_relocation(&default)?;
+    let filled: Vec<ddl::Filled> = wanted
+        .into_iter()
+        .map(|range| ddl::fill(set, &default, range))
+        .collect();
+    ddl::attach_filled(set, &default, &filled, forced)?;
+    for f in filled {
         outcomes.push(Outcome::new(
             set,
             "relocated",
-            Some(child.qualified_name()),
+            Some(f.child.qualified_name()),
             Some(format!(
-                "{moved} row{} moved from {}",
-                if moved == 1 { "" } else { "s" },
+                "{} row{} moved from {}",
+                f.moved,
+                if f.moved == 1 { "" } else { "s" },
                 default.qualified_name()
             )),
         ));
-        children.push(child);
+        children.push(f.child);
     }
     Ok(outcomes)
 }

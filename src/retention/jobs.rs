@@ -27,7 +27,6 @@ const LOCK_CLASS: i32 = 0x7465_6e61;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Job {
-    PartitionMaintenance,
     AuditSeal,
     RecordMetrics,
 }
@@ -35,12 +34,14 @@ pub enum Job {
 impl Job {
     fn name(self) -> &'static str {
         match self {
-            Job::PartitionMaintenance => "partition_maintenance",
             Job::AuditSeal => "audit_seal",
             Job::RecordMetrics => "record_metrics",
         }
     }
 }
+
+/// `job_runs.job` of the partition maintenance step.
+const MAINTENANCE_JOB: &str = "partition_maintenance";
 
 struct PolicyRun {
     policy: Policy,
@@ -52,9 +53,18 @@ struct PolicyRun {
 
 enum Work {
     Job(Job),
+    /// Partition maintenance runs one set per step (its own transaction), as
+    /// `run_maintenance_proc` does, so no set's locks outlive its own work.
+    MaintenanceStart,
+    MaintenanceSet(pg_sys::Oid),
+    MaintenanceEnd {
+        run_id: i64,
+    },
     RetentionStart,
     Policy(Box<PolicyRun>),
-    RetentionEnd { run_id: i64 },
+    RetentionEnd {
+        run_id: i64,
+    },
 }
 
 #[derive(Default)]
@@ -64,6 +74,10 @@ struct State {
     held: Vec<i32>,
     /// Totals of the current retention pass: rows, failed tables.
     retention: (i64, i64),
+    /// Actions of the current maintenance pass and how often each occurred,
+    /// and the sets that reported an error.
+    maintenance: std::collections::BTreeMap<String, i64>,
+    failed_sets: Vec<String>,
 }
 
 thread_local! {
@@ -108,7 +122,7 @@ pub fn begin(retention_only: bool) -> bool {
         }
         STATE.with(|s| s.borrow_mut().held.push(JOBS_LOCK));
         VecDeque::from([
-            Work::Job(Job::PartitionMaintenance),
+            Work::MaintenanceStart,
             Work::RetentionStart,
             Work::Job(Job::AuditSeal),
             Work::Job(Job::RecordMetrics),
@@ -127,6 +141,9 @@ pub fn step() -> bool {
     };
     match work {
         Work::Job(job) => run_job(job),
+        Work::MaintenanceStart => start_maintenance(),
+        Work::MaintenanceSet(parent) => maintain_set(parent),
+        Work::MaintenanceEnd { run_id } => finish_maintenance(run_id),
         Work::RetentionStart => start_retention(),
         Work::Policy(run) => run_policy(*run),
         Work::RetentionEnd { run_id } => finish_retention(run_id),
@@ -187,37 +204,6 @@ fn failure_detail(failure: &Failure) -> serde_json::Value {
 fn run_job(job: Job) {
     let started = clock();
     let outcome = attempt(|| match job {
-        Job::PartitionMaintenance => {
-            let counts: Vec<(String, i64)> = Spi::connect(|client| {
-                client
-                    .select(
-                        "SELECT action, count(*) FROM tenancy.run_maintenance() GROUP BY action ORDER BY action",
-                        None,
-                        &[],
-                    )?
-                    .map(|row| Ok((row.get::<String>(1)?.unwrap_or_default(), row.get::<i64>(2)?.unwrap_or(0))))
-                    .collect::<Result<_, pgrx::spi::Error>>()
-            })
-            .expect("partition maintenance failed");
-            let changed = counts
-                .iter()
-                .filter(|(action, _)| {
-                    matches!(
-                        action.as_str(),
-                        "created" | "relocated" | "dropped" | "detached"
-                    )
-                })
-                .map(|(_, n)| n)
-                .sum::<i64>();
-            let failed = counts.iter().any(|(action, _)| action == "failed");
-            let detail: serde_json::Map<String, serde_json::Value> =
-                counts.into_iter().map(|(a, n)| (a, n.into())).collect();
-            (
-                if failed { "failed" } else { "ok" },
-                changed,
-                serde_json::Value::Object(detail),
-            )
-        }
         Job::AuditSeal => {
             let sealed =
                 Spi::get_one::<i64>("SELECT tenancy.seal_audit()").expect("seal_audit failed");
@@ -239,6 +225,102 @@ fn run_job(job: Job) {
             failure_detail(&failure),
         ),
     };
+}
+
+/// Records the maintenance pass as running and queues one step per set.
+fn start_maintenance() {
+    let parents: Vec<pg_sys::Oid> = as_extension_owner(|| {
+        Spi::connect(|client| {
+            client
+                .select(
+                    "SELECT parent::pg_catalog.oid FROM tenancy.partition_sets ORDER BY parent::pg_catalog.text",
+                    None,
+                    &[],
+                )?
+                .map(|row| row.get::<pg_sys::Oid>(1).map(Option::unwrap_or_default))
+                .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+        })
+    })
+    .expect("listing partition sets failed");
+    let run_id = record(
+        MAINTENANCE_JOB,
+        clock(),
+        "running",
+        Some(0),
+        serde_json::json!({ "sets": parents.len() }),
+    );
+    STATE.with(|s| s.borrow_mut().maintenance.clear());
+    push_front(Work::MaintenanceEnd { run_id });
+    for parent in parents.into_iter().rev() {
+        push_front(Work::MaintenanceSet(parent));
+    }
+}
+
+/// Maintains one set and counts its actions. `run_maintenance` reports a
+/// failing set as an `error` line rather than raising, so this step fails
+/// only if the call itself does; that is counted as an error too.
+fn maintain_set(parent: pg_sys::Oid) {
+    let counts = attempt(|| {
+        Spi::connect(|client| {
+            client
+                .select(
+                    "SELECT action, count(*) FROM tenancy.run_maintenance($1) GROUP BY action",
+                    None,
+                    &[parent.into()],
+                )?
+                .map(|row| {
+                    Ok((
+                        row.get::<String>(1)?.unwrap_or_default(),
+                        row.get::<i64>(2)?.unwrap_or(0),
+                    ))
+                })
+                .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+        })
+        .expect("partition maintenance failed")
+    })
+    .unwrap_or_else(|_| vec![("error".to_string(), 1)]);
+    let failed = counts.iter().any(|(action, _)| action == "error");
+    let name = failed.then(|| oid_text(parent));
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        s.failed_sets.extend(name);
+        for (action, n) in counts {
+            *s.maintenance.entry(action).or_default() += n;
+        }
+    });
+}
+
+/// Closes the maintenance pass: `failed` when any set reported an error (a
+/// set skipped for a lock not free in time is routine and retried next run).
+fn finish_maintenance(run_id: i64) {
+    let (counts, failed_sets) = STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        (
+            std::mem::take(&mut s.maintenance),
+            std::mem::take(&mut s.failed_sets),
+        )
+    });
+    let changed: i64 = counts
+        .iter()
+        .filter(|(action, _)| {
+            matches!(
+                action.as_str(),
+                "created" | "relocated" | "dropped" | "detached"
+            )
+        })
+        .map(|(_, n)| n)
+        .sum();
+    let status = if failed_sets.is_empty() {
+        "ok"
+    } else {
+        "failed"
+    };
+    let mut detail: serde_json::Map<String, serde_json::Value> =
+        counts.into_iter().map(|(a, n)| (a, n.into())).collect();
+    if !failed_sets.is_empty() {
+        detail.insert("failed_sets".into(), failed_sets.into());
+    }
+    finish(run_id, status, changed, serde_json::Value::Object(detail));
 }
 
 fn start_retention() {
@@ -356,10 +438,14 @@ fn finish_retention(run_id: i64) {
 }
 
 fn table_text(policy: &Policy) -> String {
-    Spi::get_one_with_args::<String>("SELECT $1::regclass::text", &[policy.table.into()])
+    oid_text(policy.table.oid())
+}
+
+fn oid_text(table: pg_sys::Oid) -> String {
+    Spi::get_one_with_args::<String>("SELECT $1::pg_catalog.regclass::text", &[table.into()])
         .ok()
         .flatten()
-        .unwrap_or_else(|| format!("{:?}", policy.table.oid()))
+        .unwrap_or_else(|| format!("{table:?}"))
 }
 
 fn cutoff_text(cutoff: TimestampWithTimeZone) -> String {
