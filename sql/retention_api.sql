@@ -49,7 +49,7 @@ COMMENT ON PROCEDURE tenancy.run_jobs() IS
     'Everything due, each step committed and recorded in tenancy.job_runs: partition maintenance, retention, audit sealing, metrics. A failing step is recorded and the others run; a concurrent call returns at once with a NOTICE.';
 
 -- Maintenance is for administrators: it deletes and rewrites rows of every
--- table with a policy, as the extension owner.
+-- table with a policy (each as its owner, see docs/retention.md).
 REVOKE EXECUTE ON PROCEDURE tenancy.run_retention(boolean) FROM PUBLIC;
 REVOKE EXECUTE ON PROCEDURE tenancy.run_jobs() FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION tenancy._jobs_begin(boolean) FROM PUBLIC;

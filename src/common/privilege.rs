@@ -109,6 +109,22 @@ pub fn as_table_owner<R>(owner: pg_sys::Oid, work: impl FnOnce() -> R) -> R {
     as_role(owner, true, work)
 }
 
+/// The owner of relation `oid` (from the syscache).
+pub fn relation_owner(oid: pg_sys::Oid) -> pg_sys::Oid {
+    // SAFETY: a syscache lookup inside a transaction; only a by-value field
+    // is read before the tuple is released.
+    unsafe {
+        let tuple = pg_sys::SearchSysCache1(pg_sys::SysCacheIdentifier::RELOID as i32, oid.into());
+        if tuple.is_null() {
+            pgrx::error!("cache lookup failed for relation {oid:?}");
+        }
+        let form = pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_class>(tuple);
+        let owner = (*form).relowner;
+        pg_sys::ReleaseSysCache(tuple);
+        owner
+    }
+}
+
 fn as_role<R>(role: pg_sys::Oid, restricted: bool, work: impl FnOnce() -> R) -> R {
     let mut saved_user = pg_sys::InvalidOid;
     let mut saved_context: i32 = 0;

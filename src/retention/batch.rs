@@ -12,9 +12,11 @@
 
 use super::policy::{copied_columns, Action, Policy};
 use crate::common::error::{self, Result};
+use crate::common::privilege::{as_extension_owner, as_table_owner, relation_owner};
 use crate::common::relation::Relation;
 use crate::common::settings::with_settings;
 use crate::common::sql::literal;
+use crate::tenant::context::with_tenant;
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
 use pgrx::spi::quote_identifier;
@@ -31,16 +33,22 @@ pub struct Progress {
 }
 
 /// Selects the oldest due rows, grouped per partition (a plain table is its
-/// own only group): `(leaf, ctids as an array literal, oldest and newest time
-/// as literals, newest time, count)`. Printed with DateStyle ISO.
-pub fn candidates_sql(table: &str, time: &str, batch_size: i64) -> String {
+/// own only group) and, for a registered table, per tenant: `(leaf, ctids as
+/// an array literal, oldest and newest time as literals, newest time, count,
+/// tenant)`. Printed with DateStyle ISO. Rows of a registered table without a
+/// tenant are left alone: no tenant's context may touch them.
+pub fn candidates_sql(table: &str, time: &str, batch_size: i64, tenant: Option<&str>) -> String {
+    let (tenant_value, tenant_filter) = match tenant {
+        Some(column) => (column.to_string(), format!(" AND {column} IS NOT NULL")),
+        None => ("NULL::pg_catalog.uuid".to_string(), String::new()),
+    };
     format!(
         "SELECT s.leaf::pg_catalog.regclass::text, pg_catalog.array_agg(s.ctid)::text,
-                min(s.t)::text, max(s.t)::text, max(s.t)::timestamptz, count(*)
-           FROM (SELECT tableoid AS leaf, ctid, {time} AS t FROM {table}
-                  WHERE {time} < $1 AND {time} >= $2
+                min(s.t)::text, max(s.t)::text, max(s.t)::timestamptz, count(*), s.tenant
+           FROM (SELECT tableoid AS leaf, ctid, {time} AS t, {tenant_value} AS tenant FROM {table}
+                  WHERE {time} < $1 AND {time} >= $2{tenant_filter}
                   ORDER BY {time} LIMIT {batch_size}) s
-          GROUP BY s.leaf"
+          GROUP BY s.leaf, s.tenant"
     )
 }
 
@@ -87,19 +95,82 @@ pub fn archive_sql(
     )
 }
 
-/// Rewrites the next due rows after the stored position, ties included, and
-/// reports how many and the newest time reached.
-pub fn anonymize_sql(table: &str, time: &str, set: &str, batch_size: i64) -> String {
+/// The newest time among the next `batch_size` due rows after the stored
+/// position ($1, cut-off $2), and how many rows up to it, ties included.
+pub fn anonymize_bound_sql(
+    table: &str,
+    time: &str,
+    batch_size: i64,
+    tenant: Option<&str>,
+) -> String {
+    let tenant_filter = tenant
+        .map(|column| format!(" AND {column} IS NOT NULL"))
+        .unwrap_or_default();
     format!(
         "WITH bound AS (SELECT max(s.t) AS tenancy_bound
                           FROM (SELECT {time} AS t FROM {table}
-                                 WHERE {time} > $1 AND {time} < $2
-                                 ORDER BY {time} LIMIT {batch_size}) s),
-              done AS (UPDATE {table} SET {set} FROM bound
-                        WHERE {time} > $1 AND {time} <= bound.tenancy_bound AND {time} < $2
-                        RETURNING 1)
-         SELECT (SELECT count(*) FROM done), (SELECT tenancy_bound::timestamptz FROM bound)"
+                                 WHERE {time} > $1 AND {time} < $2{tenant_filter}
+                                 ORDER BY {time} LIMIT {batch_size}) s)
+         SELECT bound.tenancy_bound::timestamptz,
+                (SELECT count(*) FROM {table}
+                  WHERE {time} > $1 AND {time} <= bound.tenancy_bound AND {time} < $2{tenant_filter})
+           FROM bound"
     )
+}
+
+/// Rewrites the due rows from after the position ($1) up to the bound ($3),
+/// ties included, of one tenant ($4) when the table is registered.
+pub fn anonymize_sql(table: &str, time: &str, set: &str, tenant: Option<&str>) -> String {
+    let tenant_filter = tenant
+        .map(|column| format!(" AND {column} OPERATOR(pg_catalog.=) $4"))
+        .unwrap_or_default();
+    format!("UPDATE {table} SET {set} WHERE {time} > $1 AND {time} <= $3 AND {time} < $2{tenant_filter}")
+}
+
+/// The tenants with rows between the position ($1) and the bound ($3).
+fn tenants_sql(table: &str, time: &str, tenant: &str) -> String {
+    format!(
+        "SELECT DISTINCT {tenant} FROM {table}
+          WHERE {time} > $1 AND {time} <= $3 AND {time} < $2 AND {tenant} IS NOT NULL"
+    )
+}
+
+/// Where a batch's statements run: as the table's owner, so its triggers,
+/// defaults and index expressions never run with a superuser's (the
+/// scheduler's) rights; and, for a registered table, in the context of the
+/// tenant whose rows they touch, since isolation filters the owner too.
+/// Choosing the rows only reads, as the extension owner, who sees them all.
+struct Context {
+    owner: pg_sys::Oid,
+    /// The quoted tenant column of a registered table.
+    tenant_column: Option<String>,
+}
+
+impl Context {
+    fn of(table: &Relation) -> Context {
+        let column: Option<String> = as_extension_owner(|| {
+            crate::common::sql::select_value(
+                "SELECT tenant_column::text FROM tenancy.tenant_tables WHERE tbl OPERATOR(pg_catalog.=) $1",
+                &[crate::common::sqltypes::RegClass(table.oid).into()],
+            )
+        });
+        Context {
+            owner: relation_owner(table.oid),
+            tenant_column: column.map(|c| quote_identifier(&c)),
+        }
+    }
+
+    fn tenant(&self) -> Option<&str> {
+        self.tenant_column.as_deref()
+    }
+
+    /// Runs a write as the owner, in `tenant`'s context when there is one.
+    fn write<R>(&self, tenant: Option<pgrx::Uuid>, work: impl FnOnce() -> R) -> R {
+        as_table_owner(self.owner, || match tenant {
+            Some(tenant) => with_tenant(tenant.as_bytes(), work),
+            None => work(),
+        })
+    }
 }
 
 /// Runs one batch of `policy` for rows older than `cutoff`, starting at
@@ -124,54 +195,74 @@ pub fn run(
                 .map(|(c, _)| quote_identifier(&c))
                 .collect();
             let after = after.unwrap_or_else(TimestampWithTimeZone::negative_infinity);
+            let context = Context::of(&table);
             // Literals of times must read back the same: ISO dates, whatever the session's style.
             with_settings(&[("DateStyle", "ISO, YMD")], || {
-                Spi::connect_mut(|client| {
-                    let groups: Vec<(String, Chosen, Option<TimestampWithTimeZone>, i64)> = client
-                        .select(
-                            &candidates_sql(&name, &time, policy.batch_size),
-                            None,
-                            &[cutoff.into(), after.into()],
-                        )?
-                        .map(|row| {
-                            Ok((
-                                row.get::<String>(1)?.unwrap_or_default(),
-                                Chosen {
-                                    ctids: row.get::<String>(2)?.unwrap_or_default(),
-                                    oldest: row.get::<String>(3)?.unwrap_or_default(),
-                                    newest: row.get::<String>(4)?.unwrap_or_default(),
-                                },
-                                row.get::<TimestampWithTimeZone>(5)?,
-                                row.get::<i64>(6)?.unwrap_or(0),
-                            ))
-                        })
-                        .collect::<std::result::Result<_, pgrx::spi::Error>>()?;
-                    let mut progress = Progress {
-                        handled: 0,
-                        found: 0,
-                        reached: None,
+                let groups: Vec<Group> = as_extension_owner(|| {
+                    Spi::connect(|client| {
+                        client
+                            .select(
+                                &candidates_sql(&name, &time, policy.batch_size, context.tenant()),
+                                None,
+                                &[cutoff.into(), after.into()],
+                            )?
+                            .map(|row| {
+                                Ok(Group {
+                                    leaf: row.get::<String>(1)?.unwrap_or_default(),
+                                    chosen: Chosen {
+                                        ctids: row.get::<String>(2)?.unwrap_or_default(),
+                                        oldest: row.get::<String>(3)?.unwrap_or_default(),
+                                        newest: row.get::<String>(4)?.unwrap_or_default(),
+                                    },
+                                    newest: row.get::<TimestampWithTimeZone>(5)?,
+                                    count: row.get::<i64>(6)?.unwrap_or(0),
+                                    tenant: row.get::<pgrx::Uuid>(7)?,
+                                })
+                            })
+                            .collect::<std::result::Result<_, pgrx::spi::Error>>()
+                    })
+                })?;
+                let mut progress = Progress {
+                    handled: 0,
+                    found: 0,
+                    reached: None,
+                };
+                for group in groups {
+                    let sql = match &archive {
+                        Some(archive) => {
+                            archive_sql(&group.leaf, &time, &group.chosen, archive, &columns)
+                        }
+                        None => delete_sql(&group.leaf, &time, &group.chosen),
                     };
-                    for (leaf, chosen, newest, count) in groups {
-                        let sql = match &archive {
-                            Some(archive) => archive_sql(&leaf, &time, &chosen, archive, &columns),
-                            None => delete_sql(&leaf, &time, &chosen),
-                        };
-                        progress.handled +=
-                            client.update(&sql, None, &[cutoff.into()])?.len() as i64;
-                        progress.found += count;
-                        progress.reached = match (progress.reached, newest) {
-                            (Some(a), Some(b)) if a.into_inner() >= b.into_inner() => Some(a),
-                            (a, b) => b.or(a),
-                        };
-                    }
-                    Ok::<_, pgrx::spi::Error>(progress)
-                })
+                    progress.handled += context.write(group.tenant, || {
+                        Spi::connect_mut(|client| {
+                            client
+                                .update(&sql, None, &[cutoff.into()])
+                                .map(|t| t.len() as i64)
+                        })
+                    })?;
+                    progress.found += group.count;
+                    progress.reached = match (progress.reached, group.newest) {
+                        (Some(a), Some(b)) if a.into_inner() >= b.into_inner() => Some(a),
+                        (a, b) => b.or(a),
+                    };
+                }
+                Ok::<_, pgrx::spi::Error>(progress)
             })
             .map_err(|e| {
                 error::not_in_prerequisite_state(format!("retention batch on {name} failed: {e}"))
             })
         }
     }
+}
+
+/// One partition's (and tenant's) share of a batch.
+struct Group {
+    leaf: String,
+    chosen: Chosen,
+    newest: Option<TimestampWithTimeZone>,
+    count: i64,
+    tenant: Option<pgrx::Uuid>,
 }
 
 fn anonymize(
@@ -186,39 +277,84 @@ fn anonymize(
             "table {name} has no masking rules to anonymize with"
         ))
     })?;
-    Spi::connect_mut(|client| {
-        let position: Option<TimestampWithTimeZone> = client
-            .select(
-                "SELECT anonymized_through FROM tenancy.retention_policies WHERE tbl = $1",
-                Some(1),
-                &[policy.table.into()],
-            )?
-            .first()
-            .get(1)?;
-        let position = position.unwrap_or_else(TimestampWithTimeZone::negative_infinity);
-        let row = client
-            .update(
-                &anonymize_sql(&name, time, &set, policy.batch_size),
-                Some(1),
-                &[position.into(), cutoff.into()],
-            )?
-            .first();
-        let handled = row.get::<i64>(1)?.unwrap_or(0);
-        let reached = row.get::<TimestampWithTimeZone>(2)?;
-        if reached.is_some() {
-            client.update(
-                "UPDATE tenancy.retention_policies SET anonymized_through = $2 WHERE tbl = $1",
-                None,
-                &[policy.table.into(), reached.into()],
-            )?;
-        }
-        Ok::<_, pgrx::spi::Error>(Progress {
-            handled,
-            found: handled,
-            reached,
+    let context = Context::of(table);
+    let tenant = context.tenant();
+    let reads = || -> std::result::Result<_, pgrx::spi::Error> {
+        Spi::connect(|client| {
+            let position: Option<TimestampWithTimeZone> = client
+                .select(
+                    "SELECT anonymized_through FROM tenancy.retention_policies WHERE tbl = $1",
+                    Some(1),
+                    &[policy.table.into()],
+                )?
+                .first()
+                .get(1)?;
+            let position = position.unwrap_or_else(TimestampWithTimeZone::negative_infinity);
+            let row = client
+                .select(
+                    &anonymize_bound_sql(&name, time, policy.batch_size, tenant),
+                    Some(1),
+                    &[position.into(), cutoff.into()],
+                )?
+                .first();
+            let bound = row.get::<TimestampWithTimeZone>(1)?;
+            let due = row.get::<i64>(2)?.unwrap_or(0);
+            let tenants: Vec<Option<pgrx::Uuid>> = match (tenant, bound) {
+                (Some(column), Some(bound)) => client
+                    .select(
+                        &tenants_sql(&name, time, column),
+                        None,
+                        &[position.into(), cutoff.into(), bound.into()],
+                    )?
+                    .map(|row| row.get::<pgrx::Uuid>(1))
+                    .collect::<std::result::Result<_, _>>()?,
+                (None, Some(_)) => vec![None],
+                (_, None) => Vec::new(),
+            };
+            Ok((position, bound, due, tenants))
         })
+    };
+    let (position, bound, due, tenants) = as_extension_owner(reads).map_err(|e| {
+        error::not_in_prerequisite_state(format!("retention batch on {name} failed: {e}"))
+    })?;
+    let Some(bound) = bound else {
+        return Ok(Progress {
+            handled: 0,
+            found: 0,
+            reached: None,
+        });
+    };
+    let update = anonymize_sql(&name, time, &set, tenant);
+    let mut handled = 0i64;
+    for tenant in tenants {
+        let mut args: Vec<pgrx::datum::DatumWithOid> =
+            vec![position.into(), cutoff.into(), bound.into()];
+        if let Some(tenant) = tenant {
+            args.push(tenant.into());
+        }
+        handled += context
+            .write(tenant, || {
+                Spi::connect_mut(|client| {
+                    client.update(&update, None, &args).map(|t| t.len() as i64)
+                })
+            })
+            .map_err(|e| {
+                error::not_in_prerequisite_state(format!("retention batch on {name} failed: {e}"))
+            })?;
+    }
+    // The position moves in the batch's own transaction: rows are rewritten once.
+    as_extension_owner(|| {
+        Spi::run_with_args(
+            "UPDATE tenancy.retention_policies SET anonymized_through = $2 WHERE tbl = $1",
+            &[policy.table.into(), bound.into()],
+        )
     })
-    .map_err(|e| error::not_in_prerequisite_state(format!("retention batch on {name} failed: {e}")))
+    .expect("moving the anonymize position failed");
+    Ok(Progress {
+        handled,
+        found: due.max(handled),
+        reached: Some(bound),
+    })
 }
 
 #[cfg(test)]
@@ -241,7 +377,7 @@ mod tests {
              AND created_at <= '2025-01-02 00:00:00+00' AND ctid = ANY ('{\"(0,1)\",\"(0,2)\"}'::tid[]) \
              AND created_at < $1"
         );
-        let sql = candidates_sql("public.events", "\"at\"", 500);
+        let sql = candidates_sql("public.events", "\"at\"", 500, None);
         assert!(sql.contains("WHERE \"at\" < $1 AND \"at\" >= $2"));
         assert!(sql.contains("ORDER BY \"at\" LIMIT 500"));
     }
@@ -264,7 +400,15 @@ mod tests {
 
     #[test]
     fn anonymizing_takes_ties_of_the_last_time_along() {
-        let sql = anonymize_sql("t", "at", "email = x(email)", 10);
-        assert!(sql.contains("at > $1 AND at <= bound.tenancy_bound AND at < $2"));
+        let bound = anonymize_bound_sql("t", "at", 10, Some("tenant_id"));
+        assert!(bound.contains(
+            "at > $1 AND at <= bound.tenancy_bound AND at < $2 AND tenant_id IS NOT NULL"
+        ));
+        let sql = anonymize_sql("t", "at", "email = x(email)", Some("tenant_id"));
+        assert_eq!(
+            sql,
+            "UPDATE t SET email = x(email) WHERE at > $1 AND at <= $3 AND at < $2 \
+             AND tenant_id OPERATOR(pg_catalog.=) $4"
+        );
     }
 }

@@ -158,7 +158,8 @@ fn validate_archive(table: &Relation, archive: RegClass) -> Result<()> {
             "archive_table must not be the table itself",
         ));
     }
-    // Rows are moved by the extension owner: the caller must own the target too.
+    // The caller must own the target too, or a policy could move rows into
+    // anyone's table. (Batches write it as the source table's owner.)
     target.require_owner()?;
     let mismatches = shape_mismatches(&copied_columns(table.oid), &copied_columns(target.oid));
     if !mismatches.is_empty() {

@@ -3,9 +3,10 @@
 //! single audited record of the purge, all in one transaction.
 
 use crate::common::error::{self, Result};
-use crate::common::privilege::as_extension_owner;
+use crate::common::privilege::{as_extension_owner, as_table_owner, relation_owner};
 use crate::common::relation::Relation;
 use crate::common::sqltypes::RegClass;
+use crate::tenant::context::with_tenant;
 use pgrx::prelude::*;
 use pgrx::spi::{quote_identifier, quote_literal};
 use pgrx::JsonB;
@@ -145,16 +146,22 @@ pub fn purge(tenant: pgrx::Uuid, mode: Mode) -> Result<i64> {
             quote_identifier(&target.tenant_column),
             quote_literal(tenant.to_string())
         );
-        // As the extension owner: isolation policies (FORCEd on the owner too)
-        // would otherwise hide the tenant's rows unless it were set.
-        let rows = as_extension_owner(|| match mode {
-            Mode::Delete => Spi::connect_mut(|client| {
-                client
-                    .update(&format!("DELETE FROM {name} WHERE {filter}"), None, &[])
-                    .map(|t| t.len() as i64)
+        // As the table's owner, so its triggers and defaults run with the
+        // owner's rights, never a superuser's; with the tenant set, because
+        // the isolation policy (FORCEd on the owner too) shows only its rows.
+        let owner = relation_owner(target.table.oid);
+        let rows = as_table_owner(owner, || {
+            with_tenant(tenant.as_bytes(), || match mode {
+                Mode::Delete => Spi::connect_mut(|client| {
+                    client
+                        .update(&format!("DELETE FROM {name} WHERE {filter}"), None, &[])
+                        .map(|t| t.len() as i64)
+                })
+                .map_err(|e| {
+                    error::not_in_prerequisite_state(format!("purging {name} failed: {e}"))
+                }),
+                Mode::Anonymize => crate::mask::anonymize_rows(&target.table, &filter, 10_000),
             })
-            .map_err(|e| error::not_in_prerequisite_state(format!("purging {name} failed: {e}"))),
-            Mode::Anonymize => crate::mask::anonymize_rows(&target.table, &filter, 10_000),
         })?;
         total += rows;
         per_table.insert(name, rows.into());

@@ -156,6 +156,34 @@ pub fn write_setting(
     }
 }
 
+/// Runs `work` with `tenant` as the current tenant, restored afterwards (or
+/// by the abort path), the way a function's `SET` clause works. For the
+/// extension's own maintenance (retention, purge) running as a table owner
+/// whom the isolation policy filters: it sets the tenant without
+/// `set_tenant`'s checks, so a suspended tenant's rows can still be erased.
+pub fn with_tenant<R>(tenant: &[u8; 16], work: impl FnOnce() -> R) -> R {
+    let value = CString::new(format_tenant(tenant)).expect("a UUID has no NUL");
+    // SAFETY: a new GUC nest level, popped below or by the abort path; the
+    // strings outlive the call; a bad value raises an ERROR.
+    let nest_level = unsafe { pg_sys::NewGUCNestLevel() };
+    unsafe {
+        pg_sys::set_config_option(
+            TENANT_SETTING.as_ptr(),
+            value.as_ptr(),
+            pg_sys::GucContext::PGC_SUSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            pg_sys::PGERROR as i32,
+            false,
+        );
+    }
+    let result = work();
+    // SAFETY: pops exactly the nest level opened above.
+    unsafe { pg_sys::AtEOXact_GUC(true, nest_level) };
+    result
+}
+
 /// True inside BEGIN ... COMMIT, where a local setting outlives the statement.
 pub fn in_transaction_block() -> bool {
     // SAFETY: reads backend-global transaction state.
