@@ -149,6 +149,14 @@ SELECT tenancy.enforce_row_quota('projects', 'projects');
 SELECT tenancy.enforce_row_quota('projects', 'projects');   -- NOTICE
 SELECT tgname FROM pg_trigger WHERE tgrelid = 'projects'::regclass ORDER BY 1;
 SELECT slug, used, quota_limit FROM my_status WHERE resource = 'projects' ORDER BY slug;
+-- From 2 of 3, a statement adding two rows for tenant a would cross the
+-- limit: it fails whole, tenant b's row in it included.
+INSERT INTO projects (tenant_id, name) VALUES ('aaaaaaaa-0000-0000-0000-0000000000a1', 'x1'),
+    ('aaaaaaaa-0000-0000-0000-0000000000a1', 'x2'), ('bbbbbbbb-0000-0000-0000-0000000000b1', 'bx');
+\echo :LAST_ERROR_SQLSTATE
+SELECT (SELECT count(*) FROM projects WHERE tenant_id = 'aaaaaaaa-0000-0000-0000-0000000000a1') AS rows_of_a,
+       (SELECT count(*) FROM projects WHERE name = 'bx') AS b_rows_kept;
+SELECT slug, used FROM my_status WHERE resource = 'projects' ORDER BY slug;
 -- One more fits; a two-row INSERT that would cross the limit fails whole.
 INSERT INTO projects (tenant_id, name) VALUES ('aaaaaaaa-0000-0000-0000-0000000000a1', 'a3');
 INSERT INTO projects (tenant_id, name) VALUES ('aaaaaaaa-0000-0000-0000-0000000000a1', 'a4'),
