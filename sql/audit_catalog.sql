@@ -102,6 +102,23 @@ COMMENT ON COLUMN tenancy.audit_seals.system_identifier IS 'The cluster it ran o
 COMMENT ON COLUMN tenancy.audit_seals.below_txid IS 'Every row of a transaction below this id was finished and is sealed.';
 COMMENT ON COLUMN tenancy.audit_seals.rows_sealed IS 'Rows it added to the chains.';
 
+-- What retention removed from the log. verify_audit treats the links of rows
+-- logged before the newest expired_before as expired; rows gone from any other
+-- range (a partition dropped or detached by hand) are missing links.
+CREATE TABLE tenancy.audit_expiry (
+    expired_before timestamptz NOT NULL,
+    expired_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    mode           text NOT NULL CHECK (mode IN ('dropped', 'detached')),
+    partitions     text[] NOT NULL
+);
+COMMENT ON TABLE tenancy.audit_expiry IS
+    'Audit log partitions retired by partition retention; verify_audit accepts missing rows only before the newest expired_before.';
+COMMENT ON COLUMN tenancy.audit_expiry.expired_before IS 'Every retired partition ended at or before this time.';
+COMMENT ON COLUMN tenancy.audit_expiry.expired_at IS 'When retention retired them.';
+COMMENT ON COLUMN tenancy.audit_expiry.mode IS 'dropped or detached (retention_mode of the set).';
+COMMENT ON COLUMN tenancy.audit_expiry.partitions IS 'The partitions retired.';
+SELECT pg_catalog.pg_extension_config_dump('tenancy.audit_expiry', '');
+
 -- The chains are data that must travel with the log, and so must the
 -- sequences' positions: restored ids must not be handed out again.
 SELECT pg_catalog.pg_extension_config_dump('tenancy.audit_log_id_seq', '');

@@ -43,6 +43,19 @@ pub fn init() {
     unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(capture::forget), pg_sys::Datum::from(0)) };
 }
 
+/// Records that partition retention retired audit log partitions ending at or
+/// before `before` (a timestamptz literal), so `verify_audit` expires their
+/// links instead of reporting them missing.
+pub fn record_expiry(before: &str, mode: &str, partitions: Vec<String>) {
+    crate::common::privilege::as_extension_owner(|| {
+        Spi::run_with_args(
+            "INSERT INTO tenancy.audit_expiry (expired_before, mode, partitions) VALUES ($1::timestamptz, $2, $3)",
+            &[before.into(), mode.into(), partitions.into()],
+        )
+    })
+    .expect("recording expired audit partitions failed");
+}
+
 /// Makes sure `tenancy.audit_log` is a managed partition set (monthly) with a
 /// partition for now. Each child gets a BRIN index on (txid, logged_at).
 pub fn ensure_audit_log_partitions() {

@@ -8,7 +8,6 @@
 //! inserting a sealed row, or removing a link, breaks the chain from there on.
 
 use crate::common::privilege::as_extension_owner;
-use crate::common::settings::with_settings;
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use sha2::{Digest, Sha256};
@@ -270,16 +269,12 @@ pub fn verify(only: Option<pgrx::Uuid>) -> Vec<Verdict> {
         })
         .expect("looking for unsealed old rows failed");
 
-        // Links of rows whose audit partitions retention has dropped are
-        // expired: not checked, but the chain continues from their hash.
-        let horizon: Option<pgrx::datum::TimestampWithTimeZone> = with_settings(&[("TimeZone", "UTC"), ("DateStyle", "ISO, YMD")], || Spi::get_one(
-            "SELECT min(lower_bound) FROM (
-                 SELECT (regexp_match(pg_catalog.pg_get_expr(c.relpartbound, c.oid), 'FROM \\(''([^'']*)''\\)'))[1]::timestamptz
-                        AS lower_bound
-                   FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
-                  WHERE i.inhparent = 'tenancy.audit_log'::regclass) bounds",
-        ))
-        .expect("reading the audit log's partitions failed");
+        // Links of rows in audit partitions that retention retired (recorded
+        // in audit_expiry) are expired: not checked, but the chain continues
+        // from their hash. A partition dropped by hand leaves missing links.
+        let horizon: Option<pgrx::datum::TimestampWithTimeZone> =
+            Spi::get_one("SELECT max(expired_before) FROM tenancy.audit_expiry")
+                .expect("reading audit expiry failed");
 
         let mut verdicts = Vec::new();
         for (key, head_pos, head_link) in heads {

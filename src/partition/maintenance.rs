@@ -409,6 +409,18 @@ fn retire(
         }
     };
     children.retain(|c| !expired.contains(c));
+    if set.schema == "tenancy" && set.name == "audit_log" {
+        let newest_end = expired
+            .iter()
+            .filter_map(|c| c.range().map(|r| r.to))
+            .max()
+            .expect("expired children have ranges");
+        crate::audit::record_expiry(
+            &bounds::bound_text(set.kind, newest_end),
+            action,
+            expired.iter().map(Child::qualified_name).collect(),
+        );
+    }
     Ok(expired
         .iter()
         .map(|child| {

@@ -188,6 +188,27 @@ VALUES (now(), 'bbbbbbbb-0000-0000-0000-00000000000b', 'public.accounts', 'DELET
 SELECT ok, first_bad_id = :forged_id AS finds_the_forgery
   FROM tenancy.verify_audit('bbbbbbbb-0000-0000-0000-00000000000b');
 
+-- Partition retention retires sealed links (recorded in audit_expiry), and
+-- verification carries on past them; a partition dropped by hand is missing links.
+INSERT INTO tenancy.audit_log (logged_at, tenant_id, table_name, op, txid)
+SELECT t, 'cccccccc-0000-0000-0000-00000000000c', 'public.old', 'INSERT', txid_current()
+  FROM unnest(ARRAY['2020-01-10 00:00:00+00', '2020-01-20 00:00:00+00', '2020-03-10 00:00:00+00']::timestamptz[]) t;
+SELECT action, partition FROM tenancy.run_maintenance('tenancy.audit_log') WHERE action = 'relocated' ORDER BY partition;
+SELECT tenancy.seal_audit() >= 3 AS sealed;
+SELECT rows_checked, ok FROM tenancy.verify_audit('cccccccc-0000-0000-0000-00000000000c');
+SET tenancy.now_override = '2020-03-15 00:00:00+00';
+UPDATE tenancy.partition_sets SET retention = '1 month' WHERE parent = 'tenancy.audit_log'::regclass;
+SELECT action, partition FROM tenancy.run_maintenance('tenancy.audit_log') ORDER BY action, partition;
+RESET tenancy.now_override;
+UPDATE tenancy.partition_sets SET retention = NULL WHERE parent = 'tenancy.audit_log'::regclass;
+SELECT mode, partitions, expired_before = '2020-02-01 00:00:00+00' AS expired_before_february FROM tenancy.audit_expiry;
+SELECT rows_checked, ok FROM tenancy.verify_audit('cccccccc-0000-0000-0000-00000000000c');
+SELECT id AS march_id FROM tenancy.audit_log WHERE tenant_id = 'cccccccc-0000-0000-0000-00000000000c' \gset
+DROP TABLE tenancy.audit_log_p20200301;
+SELECT ok, first_bad_id = :march_id AS finds_the_dropped_partition
+  FROM tenancy.verify_audit('cccccccc-0000-0000-0000-00000000000c');
+DROP TABLE tenancy.audit_log_p20200401, tenancy.audit_log_p20200501;
+
 -- Disabling stops the capture and keeps what was logged.
 SELECT tenancy.disable_audit('notes');
 SELECT tenancy.disable_audit('notes');
