@@ -123,3 +123,92 @@ fn maintenance_gives_up_on_a_held_lock_while_inserts_flow() {
         .get(0);
     assert_eq!(total as u64, inserted);
 }
+
+/// Rows stranded in the default partition are moved out while another session
+/// keeps inserting into an existing child: the writer is never held up, and
+/// every row ends up exactly once in a child of its own day.
+#[test]
+fn relocation_from_the_default_partition_lets_writers_through() {
+    let db = TestDb::new("multi_relocation");
+    let mut admin = db.connect();
+    admin
+        .batch_execute(
+            "SET tenancy.now_override = '2026-11-22 12:00:00+00';
+             CREATE TABLE events (at timestamptz NOT NULL, v int) PARTITION BY RANGE (at);
+             CREATE INDEX ON events (at);
+             SELECT tenancy.create_partitioned('events', 'at', '1 day', premake => 1);
+             -- 200,000 rows over five days that have no child: all in the default.
+             INSERT INTO events
+             SELECT '2026-11-10 00:00:00+00'::timestamptz + (g % 5) * interval '1 day' + (g % 86400) * interval '1 second', g
+               FROM generate_series(1, 200000) g;",
+        )
+        .unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        let mut client = db.connect();
+        thread::spawn(move || {
+            let mut worst = Duration::ZERO;
+            let mut inserted = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let start = Instant::now();
+                client
+                    .execute(
+                        "INSERT INTO events VALUES ('2026-11-22 13:00:00+00', -1)",
+                        &[],
+                    )
+                    .unwrap();
+                worst = worst.max(start.elapsed());
+                inserted += 1;
+            }
+            (inserted, worst)
+        })
+    };
+
+    let mut maint = db.connect();
+    maint
+        .batch_execute("SET tenancy.now_override = '2026-11-22 12:00:00+00'")
+        .unwrap();
+    thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    let relocated: i64 = maint
+        .query_one(
+            "SELECT count(*) FROM tenancy.run_maintenance('events') WHERE action = 'relocated'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let took = started.elapsed();
+    thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::Relaxed);
+    let (inserted, worst) = writer.join().unwrap();
+    eprintln!("relocation of 200000 rows took {took:?}; writer inserted {inserted} rows, worst latency {worst:?}");
+
+    assert_eq!(relocated, 5, "one new child per stranded day");
+    assert!(
+        worst < Duration::from_millis(250),
+        "an insert into an existing child waited {worst:?} (the move took {took:?})"
+    );
+    let row = admin
+        .query_one(
+            "SELECT count(*) FILTER (WHERE v > 0), count(DISTINCT v) FILTER (WHERE v > 0),
+                    count(*) FILTER (WHERE v < 0),
+                    (SELECT count(*) FROM ONLY events_default),
+                    count(*) FILTER (WHERE v > 0 AND tableoid::regclass::text
+                                     <> 'events_p' || to_char(at AT TIME ZONE 'UTC', 'YYYYMMDD'))
+               FROM events",
+            &[],
+        )
+        .unwrap();
+    let (moved, distinct, written, left, misplaced): (i64, i64, i64, i64, i64) =
+        (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+    assert_eq!(
+        (moved, distinct),
+        (200_000, 200_000),
+        "rows lost or duplicated"
+    );
+    assert_eq!(written as u64, inserted);
+    assert_eq!(left, 0, "rows left in the default partition");
+    assert_eq!(misplaced, 0, "rows in the wrong child");
+}
