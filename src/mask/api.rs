@@ -376,10 +376,33 @@ fn grant_view(schema: &str, view: &str, role: &str) {
     Spi::run(&format!("GRANT SELECT ON {view} TO {role}")).expect("granting the view failed");
 }
 
+/// Relations that show masked data raw: every table with masking rules,
+/// its partitions, and views or materialized views built on any of those at
+/// any depth (a view reads with its owner's rights), except our masked views.
+/// A `WITH` clause defining `exposed(rel)`.
+const EXPOSED_RELATIONS: &str = "WITH RECURSIVE masked AS (
+                     SELECT DISTINCT p.relid AS rel
+                       FROM (SELECT DISTINCT tbl FROM tenancy.masking_rules WHERE rule <> 'none') m
+                       CROSS JOIN LATERAL (SELECT m.tbl::pg_catalog.regclass AS relid
+                                           UNION SELECT t.relid FROM pg_catalog.pg_partition_tree(m.tbl) t) p
+                 ), exposed(rel) AS (
+                     SELECT rel FROM masked
+                     UNION
+                     SELECT w.ev_class::pg_catalog.regclass
+                       FROM exposed e
+                       JOIN pg_catalog.pg_depend d
+                         ON d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = e.rel
+                        AND d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass
+                       JOIN pg_catalog.pg_rewrite w ON w.oid = d.objid
+                      WHERE w.ev_class <> e.rel
+                        AND w.ev_class NOT IN (SELECT v.view FROM tenancy.masked_views v)
+                 )";
+
 /// Lets `role` read every masked view (and those created later) and makes
 /// sure it can read nothing underneath: its own grants on tables with masking
-/// rules are revoked, and it is refused (55000) if it can still read one of
-/// them through PUBLIC or another role, or if it is a superuser or bypasses
+/// rules, their partitions and views built on them are revoked, and it is
+/// refused (55000) if it can still read one of those or the key through
+/// PUBLIC or another role, or if it is a superuser or bypasses
 /// row-level security. Without SELECT on a table, `pg_stats` shows the role
 /// none of its statistics; the pseudonymization key is readable by the
 /// extension owner only.
@@ -401,12 +424,13 @@ fn grant_masked_access(role: Option<SqlName>) -> Result<()> {
             "role \"{role}\" is a superuser or bypasses row-level security: masking cannot restrict it"
         )));
     }
-    // Its own grants on masked tables go.
-    let masked_tables: Vec<String> = as_extension_owner(|| {
+    // Its own grants on what exposes masked data go: the masked tables, their
+    // partitions, and views or materialized views built on any of those.
+    let exposed: Vec<String> = as_extension_owner(|| {
         Spi::connect(|client| {
             client
                 .select(
-                    "SELECT DISTINCT tbl::text FROM tenancy.masking_rules WHERE rule <> 'none' ORDER BY 1",
+                    &format!("{EXPOSED_RELATIONS} SELECT rel::text FROM exposed ORDER BY 1"),
                     None,
                     &[],
                 )?
@@ -415,25 +439,29 @@ fn grant_masked_access(role: Option<SqlName>) -> Result<()> {
         })
         .expect("reading masked tables failed")
     });
-    for table in &masked_tables {
+    for relation in &exposed {
         Spi::run(&format!(
-            "REVOKE ALL ON {table} FROM {}",
+            "REVOKE ALL ON {relation} FROM {}",
             quote_identifier(role)
         ))
         .expect("revoking table privileges failed");
     }
-    // What it can still reach: through PUBLIC, a role it belongs to, or SET ROLE.
+    // What it can still reach of those, or the key: through PUBLIC, a role it
+    // belongs to, or SET ROLE.
     let leaks: Vec<(String, String)> = Spi::connect(|client| {
         client
             .select(
-                "SELECT r.rolname::text, t.tbl::text
-                   FROM (SELECT DISTINCT tbl FROM tenancy.masking_rules WHERE rule <> 'none'
+                &format!(
+                    "{EXPOSED_RELATIONS}
+                 SELECT r.rolname::text, t.tbl::text
+                   FROM (SELECT rel AS tbl FROM exposed
                          UNION ALL SELECT 'tenancy.masking_key'::regclass) t
                    CROSS JOIN pg_catalog.pg_roles r
                   WHERE pg_catalog.pg_has_role($1, r.oid, 'MEMBER')
                     AND (pg_catalog.has_any_column_privilege(r.oid, t.tbl, 'SELECT')
                          OR r.rolsuper OR r.rolbypassrls)
-                  ORDER BY 2, 1",
+                  ORDER BY 2, 1"
+                ),
                 None,
                 &[role.into()],
             )?
