@@ -162,26 +162,12 @@ pub fn write_setting(
 /// whom the isolation policy filters: it sets the tenant without
 /// `set_tenant`'s checks, so a suspended tenant's rows can still be erased.
 pub fn with_tenant<R>(tenant: &[u8; 16], work: impl FnOnce() -> R) -> R {
-    let value = CString::new(format_tenant(tenant)).expect("a UUID has no NUL");
-    // SAFETY: a new GUC nest level, popped below or by the abort path; the
-    // strings outlive the call; a bad value raises an ERROR.
-    let nest_level = unsafe { pg_sys::NewGUCNestLevel() };
-    unsafe {
-        pg_sys::set_config_option(
-            TENANT_SETTING.as_ptr(),
-            value.as_ptr(),
-            pg_sys::GucContext::PGC_SUSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-            pg_sys::GucAction::GUC_ACTION_SAVE,
-            true,
-            pg_sys::PGERROR as i32,
-            false,
-        );
-    }
-    let result = work();
-    // SAFETY: pops exactly the nest level opened above.
-    unsafe { pg_sys::AtEOXact_GUC(true, nest_level) };
-    result
+    let name = TENANT_SETTING.to_str().expect("an ASCII name");
+    crate::common::settings::with_settings_as(
+        pg_sys::GucContext::PGC_SUSET,
+        &[(name, &format_tenant(tenant))],
+        work,
+    )
 }
 
 /// True inside BEGIN ... COMMIT, where a local setting outlives the statement.

@@ -7,6 +7,38 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+/// A session running one INSERT over and over until stopped; it reports how
+/// many it made and the longest one took.
+struct Writer {
+    stop: Arc<AtomicBool>,
+    thread: thread::JoinHandle<(u64, Duration)>,
+}
+
+impl Writer {
+    fn start(db: &TestDb, insert: &'static str) -> Writer {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut client = db.connect();
+        let running = stop.clone();
+        let thread = thread::spawn(move || {
+            let mut worst = Duration::ZERO;
+            let mut inserted = 0u64;
+            while !running.load(Ordering::Relaxed) {
+                let start = Instant::now();
+                client.execute(insert, &[]).unwrap();
+                worst = worst.max(start.elapsed());
+                inserted += 1;
+            }
+            (inserted, worst)
+        });
+        Writer { stop, thread }
+    }
+
+    fn stop(self) -> (u64, Duration) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
+}
+
 /// A long-running reader holds the set's default partition (as any report
 /// over the parent does). Maintenance, which needs that partition exclusively
 /// to attach a new child, tries for `tenancy.maintenance_lock_timeout` (1 s by
@@ -34,27 +66,10 @@ fn maintenance_gives_up_on_a_held_lock_while_inserts_flow() {
         .batch_execute("BEGIN; SELECT count(*) FROM events; SELECT count(*) FROM logs;")
         .unwrap();
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let stop = stop.clone();
-        let mut client = db.connect();
-        thread::spawn(move || {
-            let mut worst = Duration::ZERO;
-            let mut inserted = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                let start = Instant::now();
-                client
-                    .execute(
-                        "INSERT INTO events VALUES ('2026-11-22 13:00:00+00', 1)",
-                        &[],
-                    )
-                    .unwrap();
-                worst = worst.max(start.elapsed());
-                inserted += 1;
-            }
-            (inserted, worst)
-        })
-    };
+    let writer = Writer::start(
+        &db,
+        "INSERT INTO events VALUES ('2026-11-22 13:00:00+00', 1)",
+    );
 
     let mut maint = db.connect();
     maint
@@ -70,8 +85,7 @@ fn maintenance_gives_up_on_a_held_lock_while_inserts_flow() {
         .unwrap();
     let took = started.elapsed();
     thread::sleep(Duration::from_millis(200));
-    stop.store(true, Ordering::Relaxed);
-    let (inserted, worst) = writer.join().unwrap();
+    let (inserted, worst) = writer.stop();
 
     let outcomes: Vec<(String, String, String)> = rows
         .iter()
@@ -144,27 +158,10 @@ fn relocation_from_the_default_partition_lets_writers_through() {
         )
         .unwrap();
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let stop = stop.clone();
-        let mut client = db.connect();
-        thread::spawn(move || {
-            let mut worst = Duration::ZERO;
-            let mut inserted = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                let start = Instant::now();
-                client
-                    .execute(
-                        "INSERT INTO events VALUES ('2026-11-22 13:00:00+00', -1)",
-                        &[],
-                    )
-                    .unwrap();
-                worst = worst.max(start.elapsed());
-                inserted += 1;
-            }
-            (inserted, worst)
-        })
-    };
+    let writer = Writer::start(
+        &db,
+        "INSERT INTO events VALUES ('2026-11-22 13:00:00+00', -1)",
+    );
 
     let mut maint = db.connect();
     maint
@@ -181,8 +178,7 @@ fn relocation_from_the_default_partition_lets_writers_through() {
         .get(0);
     let took = started.elapsed();
     thread::sleep(Duration::from_millis(200));
-    stop.store(true, Ordering::Relaxed);
-    let (inserted, worst) = writer.join().unwrap();
+    let (inserted, worst) = writer.stop();
     eprintln!("relocation of 200000 rows took {took:?}; writer inserted {inserted} rows, worst latency {worst:?}");
 
     assert_eq!(relocated, 5, "one new child per stranded day");
