@@ -30,7 +30,11 @@ echo "suites: cluster on $host:$port"
 export PGHOST=$host PGPORT=$port PGUSER=$user
 
 status=0
+passed=0
+failed=0
 for suite in "$@"; do
+    earlier=$status
+    status=0
     case "$suite" in
     regress)
         out="$here/target/regress"
@@ -69,5 +73,9 @@ for suite in "$@"; do
         status=2
         ;;
     esac
+    if [ "$status" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+    status=$((status > earlier ? status : earlier))
 done
+# One closing line a CI reader can count (suites, each of many tests).
+echo "suites: $passed passed, $failed failed"
 exit $status
