@@ -9,6 +9,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     dropped oid[];
+    orphaned record;
 BEGIN
     SELECT array_agg(d.objid) INTO dropped
       FROM pg_catalog.pg_event_trigger_dropped_objects() d
@@ -22,6 +23,15 @@ BEGIN
     DELETE FROM tenancy.row_quotas WHERE tbl::pg_catalog.oid = ANY (dropped);
     DELETE FROM tenancy.masking_rules WHERE tbl::pg_catalog.oid = ANY (dropped);
     DELETE FROM tenancy.masked_views WHERE view::pg_catalog.oid = ANY (dropped) OR tbl::pg_catalog.oid = ANY (dropped);
+    -- A table whose archive was dropped keeps its rows, but no longer expires
+    -- them: say so, instead of leaving it to be noticed months later.
+    FOR orphaned IN
+        SELECT p.tbl FROM tenancy.retention_policies p
+         WHERE p.archive_table::pg_catalog.oid = ANY (dropped) AND NOT p.tbl::pg_catalog.oid = ANY (dropped)
+    LOOP
+        RAISE WARNING 'retention policy of table % removed: its archive table was dropped', orphaned.tbl
+            USING HINT = 'Set a new one with tenancy.set_retention().';
+    END LOOP;
     DELETE FROM tenancy.retention_policies
      WHERE tbl::pg_catalog.oid = ANY (dropped) OR archive_table::pg_catalog.oid = ANY (dropped);
 END
