@@ -333,8 +333,21 @@ fn create_masked_view(
     }
     let schema = quote_identifier(view_schema.as_str());
     let view = format!("{schema}.{}", quote_identifier(&table.name));
-    Spi::run(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+    // Created (and commented) the first time only: IF NOT EXISTS would
+    // print a NOTICE on every later call.
+    let schema_exists = Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1)",
+        &[view_schema.as_str().into()],
+    )
+    .expect("schema lookup failed")
+    .unwrap_or(false);
+    if !schema_exists {
+        Spi::run(&format!(
+            "CREATE SCHEMA {schema}; COMMENT ON SCHEMA {schema} IS {}",
+            quote_literal("Masked views made by tenancy.create_masked_view: what masked roles read.")
+        ))
         .expect("creating the view schema failed");
+    }
     let body = view_definition(&table);
     let create = format!("CREATE OR REPLACE VIEW {view} WITH (security_barrier) AS {body}");
     // A column dropped or retyped since the last time cannot be replaced in

@@ -104,6 +104,7 @@ SELECT tenancy.set_masking_rule('customers', 'email', NULL);
 SELECT tenancy.create_masked_view('customers');
 \d tenancy_masked.customers
 SELECT reloptions FROM pg_class WHERE oid = 'tenancy_masked.customers'::regclass;
+SELECT obj_description('tenancy_masked'::regnamespace, 'pg_namespace') AS schema_comment;
 SELECT * FROM tenancy_masked.customers ORDER BY id;              -- no tenant: no rows
 SELECT tenancy.set_tenant('aaaaaaaa-0000-0000-0000-0000000000ad');
 SELECT * FROM tenancy_masked.customers ORDER BY id;
