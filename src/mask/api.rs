@@ -344,7 +344,9 @@ fn create_masked_view(
     if !schema_exists {
         Spi::run(&format!(
             "CREATE SCHEMA {schema}; COMMENT ON SCHEMA {schema} IS {}",
-            quote_literal("Masked views made by tenancy.create_masked_view: what masked roles read.")
+            quote_literal(
+                "Masked views made by tenancy.create_masked_view: what masked roles read."
+            )
         ))
         .expect("creating the view schema failed");
     }
