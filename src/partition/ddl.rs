@@ -437,9 +437,6 @@ pub fn attach_filled(
     filled: &[Filled],
     forced: bool,
 ) -> Result<()> {
-    if filled.is_empty() && !forced {
-        return Ok(());
-    }
     lock(
         set.parent,
         pg_sys::ShareUpdateExclusiveLock,

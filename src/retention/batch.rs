@@ -38,10 +38,7 @@ pub struct Progress {
 /// tenant)`. Printed with DateStyle ISO. Rows of a registered table without a
 /// tenant are left alone: no tenant's context may touch them.
 pub fn candidates_sql(table: &str, time: &str, batch_size: i64, tenant: Option<&str>) -> String {
-    let (tenant_value, tenant_filter) = match tenant {
-        Some(column) => (column.to_string(), format!(" AND {column} IS NOT NULL")),
-        None => ("NULL::pg_catalog.uuid".to_string(), String::new()),
-    };
+    let (tenant_value, tenant_filter) = tenant_terms(tenant);
     format!(
         "SELECT s.leaf::pg_catalog.regclass::text, pg_catalog.array_agg(s.ctid)::text,
                 min(s.t)::text, max(s.t)::text, max(s.t)::timestamptz, count(*), s.tenant
@@ -95,44 +92,50 @@ pub fn archive_sql(
     )
 }
 
+/// The tenant of each row as a select-list term (NULL for a table that is
+/// not registered) and the filter that leaves out rows without one.
+fn tenant_terms(tenant: Option<&str>) -> (String, String) {
+    match tenant {
+        Some(column) => (column.to_string(), format!(" AND {column} IS NOT NULL")),
+        None => ("NULL::pg_catalog.uuid".to_string(), String::new()),
+    }
+}
+
 /// The newest time among the next `batch_size` due rows after the stored
-/// position ($1, cut-off $2), and how many rows up to it, ties included.
+/// position ($1, cut-off $2): the batch takes every row up to it, ties included.
 pub fn anonymize_bound_sql(
     table: &str,
     time: &str,
     batch_size: i64,
     tenant: Option<&str>,
 ) -> String {
-    let tenant_filter = tenant
-        .map(|column| format!(" AND {column} IS NOT NULL"))
-        .unwrap_or_default();
+    let (_, tenant_filter) = tenant_terms(tenant);
     format!(
-        "WITH bound AS (SELECT max(s.t) AS tenancy_bound
-                          FROM (SELECT {time} AS t FROM {table}
-                                 WHERE {time} > $1 AND {time} < $2{tenant_filter}
-                                 ORDER BY {time} LIMIT {batch_size}) s)
-         SELECT bound.tenancy_bound::timestamptz,
-                (SELECT count(*) FROM {table}
-                  WHERE {time} > $1 AND {time} <= bound.tenancy_bound AND {time} < $2{tenant_filter})
-           FROM bound"
+        "SELECT max(s.t)::timestamptz
+           FROM (SELECT {time} AS t FROM {table}
+                  WHERE {time} > $1 AND {time} < $2{tenant_filter}
+                  ORDER BY {time} LIMIT {batch_size}) s"
     )
 }
 
-/// Rewrites the due rows from after the position ($1) up to the bound ($3),
-/// ties included, of one tenant ($4) when the table is registered.
+/// The batch's rows, from after the position ($1) up to the bound ($3),
+/// counted per tenant (one group, tenant NULL, for a table not registered).
+fn anonymize_groups_sql(table: &str, time: &str, tenant: Option<&str>) -> String {
+    let (tenant_value, tenant_filter) = tenant_terms(tenant);
+    format!(
+        "SELECT {tenant_value}, count(*) FROM {table}
+          WHERE {time} > $1 AND {time} <= $3 AND {time} < $2{tenant_filter}
+          GROUP BY 1"
+    )
+}
+
+/// Rewrites the batch's rows of one tenant ($4) when the table is registered,
+/// else all of them.
 pub fn anonymize_sql(table: &str, time: &str, set: &str, tenant: Option<&str>) -> String {
     let tenant_filter = tenant
         .map(|column| format!(" AND {column} OPERATOR(pg_catalog.=) $4"))
         .unwrap_or_default();
     format!("UPDATE {table} SET {set} WHERE {time} > $1 AND {time} <= $3 AND {time} < $2{tenant_filter}")
-}
-
-/// The tenants with rows between the position ($1) and the bound ($3).
-fn tenants_sql(table: &str, time: &str, tenant: &str) -> String {
-    format!(
-        "SELECT DISTINCT {tenant} FROM {table}
-          WHERE {time} > $1 AND {time} <= $3 AND {time} < $2 AND {tenant} IS NOT NULL"
-    )
 }
 
 /// Where a batch's statements run: as the table's owner, so its triggers,
@@ -290,31 +293,29 @@ fn anonymize(
                 .first()
                 .get(1)?;
             let position = position.unwrap_or_else(TimestampWithTimeZone::negative_infinity);
-            let row = client
+            let bound = client
                 .select(
                     &anonymize_bound_sql(&name, time, policy.batch_size, tenant),
                     Some(1),
                     &[position.into(), cutoff.into()],
                 )?
-                .first();
-            let bound = row.get::<TimestampWithTimeZone>(1)?;
-            let due = row.get::<i64>(2)?.unwrap_or(0);
-            let tenants: Vec<Option<pgrx::Uuid>> = match (tenant, bound) {
-                (Some(column), Some(bound)) => client
+                .first()
+                .get::<TimestampWithTimeZone>(1)?;
+            let groups: Vec<(Option<pgrx::Uuid>, i64)> = match bound {
+                Some(bound) => client
                     .select(
-                        &tenants_sql(&name, time, column),
+                        &anonymize_groups_sql(&name, time, tenant),
                         None,
                         &[position.into(), cutoff.into(), bound.into()],
                     )?
-                    .map(|row| row.get::<pgrx::Uuid>(1))
-                    .collect::<std::result::Result<_, _>>()?,
-                (None, Some(_)) => vec![None],
-                (_, None) => Vec::new(),
+                    .map(|row| Ok((row.get::<pgrx::Uuid>(1)?, row.get::<i64>(2)?.unwrap_or(0))))
+                    .collect::<std::result::Result<_, pgrx::spi::Error>>()?,
+                None => Vec::new(),
             };
-            Ok((position, bound, due, tenants))
+            Ok((position, bound, groups))
         })
     };
-    let (position, bound, due, tenants) = as_extension_owner(reads).map_err(|e| {
+    let (position, bound, groups) = as_extension_owner(reads).map_err(|e| {
         error::not_in_prerequisite_state(format!("retention batch on {name} failed: {e}"))
     })?;
     let Some(bound) = bound else {
@@ -325,8 +326,9 @@ fn anonymize(
         });
     };
     let update = anonymize_sql(&name, time, &set, tenant);
+    let due: i64 = groups.iter().map(|(_, rows)| rows).sum();
     let mut handled = 0i64;
-    for tenant in tenants {
+    for (tenant, _) in groups {
         let mut args: Vec<pgrx::datum::DatumWithOid> =
             vec![position.into(), cutoff.into(), bound.into()];
         if let Some(tenant) = tenant {
@@ -401,9 +403,10 @@ mod tests {
     #[test]
     fn anonymizing_takes_ties_of_the_last_time_along() {
         let bound = anonymize_bound_sql("t", "at", 10, Some("tenant_id"));
-        assert!(bound.contains(
-            "at > $1 AND at <= bound.tenancy_bound AND at < $2 AND tenant_id IS NOT NULL"
-        ));
+        assert!(bound.contains("at > $1 AND at < $2 AND tenant_id IS NOT NULL"));
+        assert!(bound.contains("LIMIT 10"));
+        let groups = anonymize_groups_sql("t", "at", Some("tenant_id"));
+        assert!(groups.contains("at > $1 AND at <= $3 AND at < $2 AND tenant_id IS NOT NULL"));
         let sql = anonymize_sql("t", "at", "email = x(email)", Some("tenant_id"));
         assert_eq!(
             sql,

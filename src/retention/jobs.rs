@@ -249,7 +249,11 @@ fn start_maintenance() {
         Some(0),
         serde_json::json!({ "sets": parents.len() }),
     );
-    STATE.with(|s| s.borrow_mut().maintenance.clear());
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        s.maintenance.clear();
+        s.failed_sets.clear();
+    });
     push_front(Work::MaintenanceEnd { run_id });
     for parent in parents.into_iter().rev() {
         push_front(Work::MaintenanceSet(parent));
