@@ -11,7 +11,11 @@ CREATE TABLE "Old Events" (id bigint, created_at timestamptz NOT NULL, body text
 SELECT partman.create_parent('public.Old Events', 'created_at', 'native', 'daily', p_premake => 2);
 INSERT INTO "Old Events" VALUES (1, now(), 'today'), (2, now() - interval '20 days', 'stranded in the default');
 SELECT count(*) AS partman_children FROM pg_inherits WHERE inhparent = '"Old Events"'::regclass;
-SELECT tableoid::regclass AS partition, body FROM "Old Events" ORDER BY id;
+SELECT CASE tableoid::regclass::text
+         WHEN format('"Old Events_p%s"', to_char(now(), 'YYYY_MM_DD')) THEN 'today''s child'
+         ELSE tableoid::regclass::text END AS partition,
+       body
+  FROM "Old Events" ORDER BY id;
 
 UPDATE partman.part_config SET automatic_maintenance = 'off' WHERE parent_table = 'public.Old Events';
 SELECT tenancy.create_partitioned('"Old Events"', 'created_at', '1 day', premake => 4, retention => '30 days');
