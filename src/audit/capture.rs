@@ -10,7 +10,6 @@ use crate::common::varlena::switch_memory;
 use crate::tenant::context;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
-use std::ffi::CString;
 
 /// Values shared by every audit row of one statement.
 struct Statement {
@@ -58,7 +57,7 @@ unsafe fn session_values() -> (Option<pg_sys::Datum>, pg_sys::Datum) {
                     pgrx::fcinfo::direct_function_call_as_datum(pg_sys::inet_client_addr, &[])
                         .map(|d| keep_for_session(d));
                 let name = std::ffi::CStr::from_ptr(pg_sys::GetUserNameFromId(user, false));
-                let name = keep_for_session(text_datum(&name.to_string_lossy()));
+                let name = keep_for_session(text_datum(name.to_bytes()));
                 *cell = Some(SessionValues {
                     client_addr,
                     session_user: user,
@@ -69,6 +68,36 @@ unsafe fn session_values() -> (Option<pg_sys::Datum>, pg_sys::Datum) {
             (values.client_addr, values.session_user_name)
         })
     }
+}
+
+/// Per-statement working space, kept from one statement to the next so a
+/// stream of one-row statements allocates nothing for it. Taken out of the
+/// cell while a statement uses it: a trigger fired from inside ours (a
+/// user-defined cast to json writing an audited table) gets a fresh one.
+#[derive(Default)]
+struct Scratch {
+    key: ObjectBuilder,
+    old: ObjectBuilder,
+    new: ObjectBuilder,
+    /// UPDATE: positions (in `TablePlan::row`) of the changed columns, in
+    /// table order (for changed_cols) and in key order (for old_row).
+    changed_in_table_order: Vec<usize>,
+    changed_in_key_order: Vec<usize>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::Cell<Option<Box<Scratch>>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` with the statement's scratch space, ready for a new statement.
+fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    let mut scratch = SCRATCH.take().unwrap_or_default();
+    for builder in [&mut scratch.key, &mut scratch.old, &mut scratch.new] {
+        builder.start_statement();
+    }
+    let result = f(&mut scratch);
+    SCRATCH.set(Some(scratch));
+    result
 }
 
 /// Audit row ids: one `nextval` per block of [`IDS_PER_VALUE`] rows, the id
@@ -98,9 +127,15 @@ impl Ids {
     }
 }
 
-unsafe fn text_datum(value: &str) -> pg_sys::Datum {
-    let value = CString::new(value.replace('\0', "")).expect("no NUL left");
-    unsafe { pg_sys::Datum::from(pg_sys::cstring_to_text(value.as_ptr())) }
+/// A text datum of `bytes` (already in the database encoding) in the current
+/// memory context.
+unsafe fn text_datum(bytes: &[u8]) -> pg_sys::Datum {
+    unsafe {
+        pg_sys::Datum::from(pg_sys::cstring_to_text_with_len(
+            bytes.as_ptr().cast(),
+            bytes.len() as i32,
+        ))
+    }
 }
 
 unsafe fn uuid_datum(bytes: &[u8; 16]) -> pg_sys::Datum {
@@ -123,10 +158,10 @@ impl Statement {
     unsafe fn new(plan: &TablePlan, op: &str, logged_at: pg_sys::TimestampTz) -> Statement {
         unsafe {
             let (client_addr, session_user_name) = session_values();
-            let actor = match context::current_actor() {
-                Some(actor) => text_datum(&actor),
+            let actor = context::with_current_actor(|actor| match actor {
+                Some(bytes) => text_datum(bytes),
                 None => session_user_name,
-            };
+            });
             let application_name =
                 if pg_sys::application_name.is_null() || *pg_sys::application_name == 0 {
                     None
@@ -138,7 +173,7 @@ impl Statement {
             Statement {
                 logged_at: pg_sys::Datum::from(logged_at),
                 table_name: plan.table_name_datum,
-                op: text_datum(op),
+                op: text_datum(op.as_bytes()),
                 actor,
                 application_name,
                 client_addr,
@@ -250,22 +285,23 @@ unsafe fn capture_one_side(
         let statement = Statement::new(plan, op, logged_at);
         let mut reader = TransitionReader::new(store, tupdesc);
         let mut writer = Writer::open(logged_at, reader.count());
-        let mut builder = ObjectBuilder::new();
-        let mut key_builder = ObjectBuilder::new();
         let mut ids = Ids;
-        // Tuples are fetched in the statement's memory: a transition table
-        // spilled to disk hands out tuples palloc'd there, which its slot
-        // frees itself; only the audit row's values go to batch memory.
-        while let Some((values, nulls)) = reader.next() {
-            let old_context = switch_memory(writer.batch_memory);
-            let mut row = statement.row();
-            row[0] = Some(ids.next());
-            row[2] = row_tenant(&mut writer.chunks, plan, &statement, values, nulls);
-            row[5] = Some(key_builder.build(&mut writer.chunks, &plan.key, values, nulls));
-            row[row_column] = Some(builder.build(&mut writer.chunks, &plan.row, values, nulls));
-            switch_memory(old_context);
-            writer.add(&row);
-        }
+        with_scratch(|scratch| {
+            // Tuples are fetched in the statement's memory: a transition table
+            // spilled to disk hands out tuples palloc'd there, which its slot
+            // frees itself; only the audit row's values go to batch memory.
+            while let Some((values, nulls)) = reader.next() {
+                let old_context = switch_memory(writer.batch_memory);
+                let chunks = &mut writer.chunks;
+                let mut row = statement.row();
+                row[0] = Some(ids.next());
+                row[2] = row_tenant(chunks, plan, &statement, values, nulls);
+                row[5] = Some(scratch.key.build(chunks, &plan.key, values, nulls));
+                row[row_column] = Some(scratch.new.build(chunks, &plan.row, values, nulls));
+                switch_memory(old_context);
+                writer.add(&row);
+            }
+        });
         writer.finish();
     }
 }
@@ -289,68 +325,99 @@ unsafe fn capture_updates(
         let mut old_reader = TransitionReader::new(old_store, tupdesc);
         let mut new_reader = TransitionReader::new(new_store, tupdesc);
         let mut writer = Writer::open(logged_at, new_reader.count());
-        let mut old_builder = ObjectBuilder::new();
-        let mut new_builder = ObjectBuilder::new();
-        let mut key_builder = ObjectBuilder::new();
         let mut ids = Ids;
-        let mut changed: Vec<pg_sys::Datum> = Vec::with_capacity(plan.row.len());
-        // Positions (in plan.row) of the changed columns, in key order for old_row.
-        let mut changed_positions: Vec<usize> = Vec::with_capacity(plan.row.len());
-        let names: Vec<pg_sys::Datum> = plan
-            .row
-            .iter()
-            .map(|c| text_datum(&String::from_utf8_lossy(&c.name)))
-            .collect();
-        // Fetched in the statement's memory (see capture_one_side).
-        while let (Some((old_values, old_nulls)), Some((new_values, new_nulls))) =
-            (old_reader.next(), new_reader.next())
-        {
-            let old_context = switch_memory(writer.batch_memory);
-            changed.clear();
-            changed_positions.clear();
-            for &position in &plan.row_in_table_order {
-                let column = &plan.row[position];
-                let i = column.index;
-                let same = match (old_nulls[i], new_nulls[i]) {
-                    (true, true) => true,
-                    (false, false) => plan::same_image(column, old_values[i], new_values[i]),
-                    _ => false,
-                };
-                if !same {
-                    changed.push(names[position]);
-                    changed_positions.push(position);
+        with_scratch(|scratch| {
+            // Fetched in the statement's memory (see capture_one_side).
+            while let (Some((old_values, old_nulls)), Some((new_values, new_nulls))) =
+                (old_reader.next(), new_reader.next())
+            {
+                // Batch memory from here: comparing detoasts what is stored
+                // compressed or out of line, and a big statement must not
+                // keep those copies until it ends.
+                let old_context = switch_memory(writer.batch_memory);
+                let changed = &mut scratch.changed_in_table_order;
+                changed.clear();
+                for &position in &plan.row_in_table_order {
+                    let column = &plan.row[position];
+                    let i = column.index;
+                    let same = match (old_nulls[i], new_nulls[i]) {
+                        (true, true) => true,
+                        (false, false) => plan::same_image(column, old_values[i], new_values[i]),
+                        _ => false,
+                    };
+                    if !same {
+                        changed.push(position);
+                    }
                 }
-            }
-            changed_positions.sort_unstable();
-            if changed.is_empty() {
+                if changed.is_empty() {
+                    switch_memory(old_context);
+                    continue;
+                }
+                let in_key_order = &mut scratch.changed_in_key_order;
+                in_key_order.clear();
+                in_key_order.extend_from_slice(changed);
+                in_key_order.sort_unstable();
+                let chunks = &mut writer.chunks;
+                let mut row = statement.row();
+                row[0] = Some(ids.next());
+                row[2] = row_tenant(chunks, plan, &statement, new_values, new_nulls);
+                row[5] = Some(scratch.key.build(chunks, &plan.key, new_values, new_nulls));
+                // old_row: what the changed columns held before; new_row: the whole new row.
+                row[6] = Some(scratch.old.build_some(
+                    chunks,
+                    &plan.row,
+                    in_key_order,
+                    old_values,
+                    old_nulls,
+                ));
+                row[7] = Some(scratch.new.build(chunks, &plan.row, new_values, new_nulls));
+                let names = changed.iter().map(|&p| plan.row[p].name.as_slice());
+                row[8] = Some(text_array(chunks, names));
                 switch_memory(old_context);
-                continue;
+                writer.add(&row);
             }
-            let mut row = statement.row();
-            row[0] = Some(ids.next());
-            row[2] = row_tenant(&mut writer.chunks, plan, &statement, new_values, new_nulls);
-            row[5] = Some(key_builder.build(&mut writer.chunks, &plan.key, new_values, new_nulls));
-            // old_row: what the changed columns held before; new_row: the whole new row.
-            row[6] = Some(old_builder.build_some(
-                &mut writer.chunks,
-                &plan.row,
-                &changed_positions,
-                old_values,
-                old_nulls,
-            ));
-            row[7] = Some(new_builder.build(&mut writer.chunks, &plan.row, new_values, new_nulls));
-            row[8] = Some(pg_sys::Datum::from(pg_sys::construct_array(
-                changed.as_mut_ptr(),
-                changed.len() as i32,
-                pg_sys::TEXTOID,
-                -1,
-                false,
-                pg_sys::TYPALIGN_INT as std::ffi::c_char,
-            )));
-            switch_memory(old_context);
-            writer.add(&row);
-        }
+        });
         writer.finish();
+    }
+}
+
+/// The `text[]` of `names`, laid out byte for byte as `construct_array` lays
+/// it out (one dimension, lower bound 1, no nulls, each element a
+/// 4-byte-header text at an int-aligned offset), written into the batch's
+/// chunks without a call into PostgreSQL.
+pub(super) unsafe fn text_array<'a>(
+    chunks: &mut super::plan::Chunks,
+    names: impl Iterator<Item = &'a [u8]> + Clone,
+) -> pg_sys::Datum {
+    // ARR_OVERHEAD_NONULLS(1): the header (size, ndim, dataoffset, elemtype)
+    // and one dimension and lower bound, 24 bytes, already MAXALIGNed.
+    const HEADER: usize = 24;
+    let element = |name: &[u8]| (4 + name.len() + 3) & !3;
+    let size = HEADER + names.clone().map(element).sum::<usize>();
+    let put = |bytes: &mut [u8], at: usize, word: u32| {
+        bytes[at..at + 4].copy_from_slice(&word.to_ne_bytes())
+    };
+    unsafe {
+        let memory = chunks.alloc(size);
+        let bytes = std::slice::from_raw_parts_mut(memory, size);
+        bytes.fill(0);
+        put(bytes, 0, super::jsonb::varsize_header(size as u32));
+        put(bytes, 4, 1); // ndim
+        put(bytes, 8, 0); // dataoffset: no null bitmap
+        put(bytes, 12, u32::from(pg_sys::TEXTOID));
+        put(bytes, 16, names.clone().count() as u32); // dims[0]
+        put(bytes, 20, 1); // lbound[0]
+        let mut at = HEADER;
+        for name in names {
+            put(
+                bytes,
+                at,
+                super::jsonb::varsize_header((4 + name.len()) as u32),
+            );
+            bytes[at + 4..at + 4 + name.len()].copy_from_slice(name);
+            at += element(name);
+        }
+        pg_sys::Datum::from(memory)
     }
 }
 

@@ -159,22 +159,23 @@ pub fn numeric_from_i64(value: i64, out: &mut Vec<u8>) {
     const NUMERIC_SHORT_SIGN_MASK: u16 = 0x2000;
     const NUMERIC_SHORT_WEIGHT_SIGN_MASK: u16 = 0x0040;
     const NUMERIC_SHORT_WEIGHT_MASK: u16 = 0x003F;
+    // |i64::MIN| has 19 decimal digits: five base-10000 digits at most.
+    let mut digits = [0u16; 5];
+    let mut count = 0;
     let mut magnitude = value.unsigned_abs();
-    let mut digits: Vec<u16> = Vec::with_capacity(5);
     while magnitude > 0 {
-        digits.push((magnitude % 10_000) as u16);
+        digits[count] = (magnitude % 10_000) as u16;
         magnitude /= 10_000;
+        count += 1;
     }
-    digits.reverse();
+    digits[..count].reverse();
     // weight: index of the first digit counted from the units digit (0 = units).
-    let weight = digits.len() as i32 - 1;
-    while digits.last() == Some(&0) {
-        digits.pop();
+    let weight = count as i32 - 1;
+    while count > 0 && digits[count - 1] == 0 {
+        count -= 1;
     }
     let mut header = NUMERIC_SHORT;
-    if digits.is_empty() {
-        // Zero: no digits, weight 0, positive.
-    } else {
+    if count > 0 {
         if value < 0 {
             header |= NUMERIC_SHORT_SIGN_MASK;
         }
@@ -183,10 +184,11 @@ pub fn numeric_from_i64(value: i64, out: &mut Vec<u8>) {
         }
         header |= (weight as u16) & NUMERIC_SHORT_WEIGHT_MASK;
     }
-    let size = 4 + 2 + 2 * digits.len();
+    // Zero: no digits, weight 0, positive.
+    let size = 4 + 2 + 2 * count;
     out.extend_from_slice(&varsize_header(size as u32).to_ne_bytes());
     out.extend_from_slice(&header.to_ne_bytes());
-    for digit in digits {
+    for digit in &digits[..count] {
         out.extend_from_slice(&digit.to_ne_bytes());
     }
 }
@@ -201,12 +203,12 @@ pub fn numeric_from_decimal(text: &str, out: &mut Vec<u8>) -> bool {
     // values): shift the point, as numeric_in does.
     let expanded;
     let text = match text.split_once(['e', 'E']) {
-        Some((mantissa, exponent)) => match (expand_exponent(mantissa, exponent), exponent) {
-            (Some(plain), _) => {
+        Some((mantissa, exponent)) => match expand_exponent(mantissa, exponent) {
+            Some(plain) => {
                 expanded = plain;
                 expanded.as_str()
             }
-            (None, _) => return false,
+            None => return false,
         },
         None => text,
     };
@@ -221,44 +223,45 @@ pub fn numeric_from_decimal(text: &str, out: &mut Vec<u8>) -> bool {
     {
         return false;
     }
+    let (integer, fraction) = (integer.as_bytes(), fraction.as_bytes());
     let dscale = fraction.len();
-    // Group the integer part from the right and the fraction from the left.
+    // Base-10000 digit `i`: the integer part grouped from the right (the
+    // first group padded with leading zeros), the fraction from the left
+    // (the last group padded with trailing zeros). Computed on demand, so
+    // nothing is allocated (the float path runs this for every value).
     let integer_groups = integer.len().div_ceil(4);
-    let mut digits: Vec<u16> = Vec::with_capacity(integer_groups + dscale.div_ceil(4));
     let pad = integer_groups * 4 - integer.len();
-    let padded_integer: Vec<u8> = std::iter::repeat_n(b'0', pad)
-        .chain(integer.bytes())
-        .collect();
-    for chunk in padded_integer.chunks(4) {
-        digits.push(
-            chunk
-                .iter()
-                .fold(0u16, |acc, d| acc * 10 + (d - b'0') as u16),
-        );
-    }
-    for chunk in fraction.as_bytes().chunks(4) {
-        let mut group = chunk
-            .iter()
-            .fold(0u16, |acc, d| acc * 10 + (d - b'0') as u16);
-        for _ in chunk.len()..4 {
-            group *= 10;
+    let groups = integer_groups + dscale.div_ceil(4);
+    let group = |i: usize| -> u16 {
+        let mut value = 0u16;
+        for k in 0..4 {
+            let digit = if i < integer_groups {
+                (i * 4 + k).checked_sub(pad).map(|at| integer[at])
+            } else {
+                fraction.get((i - integer_groups) * 4 + k).copied()
+            };
+            value = value * 10 + digit.map_or(0, |d| (d - b'0') as u16);
         }
-        digits.push(group);
-    }
-    let mut weight = integer_groups as i32 - 1;
-    let leading = digits.iter().take_while(|d| **d == 0).count();
-    digits.drain(..leading);
-    weight -= leading as i32;
-    while digits.last() == Some(&0) {
-        digits.pop();
-    }
-    let negative = negative && !digits.is_empty();
-    if digits.is_empty() {
-        weight = 0;
-    }
+        value
+    };
+    let first = (0..groups).find(|&i| group(i) != 0);
+    let (first, end) = match first {
+        Some(first) => (
+            first,
+            (first..groups).rfind(|&i| group(i) != 0).unwrap() + 1,
+        ),
+        None => (0, 0),
+    };
+    let count = end - first;
+    let negative = negative && count > 0;
+    let weight = if count == 0 {
+        0
+    } else {
+        integer_groups as i32 - 1 - first as i32
+    };
     let short = dscale <= 63 && (-64..=63).contains(&weight);
     let header_size = if short { 2 } else { 4 };
-    let size = 4 + header_size + 2 * digits.len();
+    let size = 4 + header_size + 2 * count;
     out.extend_from_slice(&varsize_header(size as u32).to_ne_bytes());
     if short {
         let mut header: u16 = 0x8000 | ((dscale as u16) << 7) & 0x1F80;
@@ -275,8 +278,8 @@ pub fn numeric_from_decimal(text: &str, out: &mut Vec<u8>) -> bool {
         out.extend_from_slice(&sign_dscale.to_ne_bytes());
         out.extend_from_slice(&(weight as i16).to_ne_bytes());
     }
-    for digit in digits {
-        out.extend_from_slice(&digit.to_ne_bytes());
+    for i in first..end {
+        out.extend_from_slice(&group(i).to_ne_bytes());
     }
     true
 }
@@ -343,46 +346,65 @@ pub fn datetime_text(
     with_time: bool,
     out: &mut Vec<u8>,
 ) -> Option<()> {
-    use std::io::Write;
-    let local = unix_micros.checked_add(offset_east.unwrap_or(0) * 1_000_000)?;
+    let local = unix_micros.checked_add(offset_east.unwrap_or(0).checked_mul(1_000_000)?)?;
     let days = local.div_euclid(86_400_000_000);
     let micros_of_day = local.rem_euclid(86_400_000_000);
     let (year, month, day) = crate::partition::bounds::civil_from_days(days);
     if !(1..=9999).contains(&year) {
         return None;
     }
-    write!(out, "{year:04}-{month:02}-{day:02}").ok()?;
+    // Digits written by hand: this runs for every date in every audited row,
+    // and core::fmt costs more than the rest of the value.
+    push_digits(out, year as u64, 4);
+    out.push(b'-');
+    push_digits(out, month as u64, 2);
+    out.push(b'-');
+    push_digits(out, day as u64, 2);
     if !with_time {
         return Some(());
     }
     let seconds = micros_of_day / 1_000_000;
     let fraction = micros_of_day % 1_000_000;
-    write!(
-        out,
-        "T{:02}:{:02}:{:02}",
-        seconds / 3600,
-        seconds / 60 % 60,
-        seconds % 60
-    )
-    .ok()?;
+    out.push(b'T');
+    push_digits(out, (seconds / 3600) as u64, 2);
+    out.push(b':');
+    push_digits(out, (seconds / 60 % 60) as u64, 2);
+    out.push(b':');
+    push_digits(out, (seconds % 60) as u64, 2);
     if fraction != 0 {
-        let mut digits = format!("{fraction:06}");
-        while digits.ends_with('0') {
-            digits.pop();
+        // Six digits, trailing zeros dropped.
+        let mut digits = 6;
+        let mut fraction = fraction as u64;
+        while fraction.is_multiple_of(10) {
+            fraction /= 10;
+            digits -= 1;
         }
-        write!(out, ".{digits}").ok()?;
+        out.push(b'.');
+        push_digits(out, fraction, digits);
     }
     if let Some(offset) = offset_east {
-        let sign = if offset >= 0 { '+' } else { '-' };
-        let magnitude = offset.abs();
-        let (hours, minutes, secs) = (magnitude / 3600, magnitude / 60 % 60, magnitude % 60);
-        if secs != 0 {
-            write!(out, "{sign}{hours:02}:{minutes:02}:{secs:02}").ok()?;
-        } else {
-            write!(out, "{sign}{hours:02}:{minutes:02}").ok()?;
+        out.push(if offset >= 0 { b'+' } else { b'-' });
+        let magnitude = offset.unsigned_abs();
+        push_digits(out, magnitude / 3600, 2);
+        out.push(b':');
+        push_digits(out, magnitude / 60 % 60, 2);
+        if magnitude % 60 != 0 {
+            out.push(b':');
+            push_digits(out, magnitude % 60, 2);
         }
     }
     Some(())
+}
+
+/// Appends `value` in decimal, zero-padded to `width` digits (`value` must fit).
+fn push_digits(out: &mut Vec<u8>, mut value: u64, width: usize) {
+    let start = out.len();
+    out.resize(start + width, b'0');
+    for at in (start..start + width).rev() {
+        out[at] = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+    debug_assert_eq!(value, 0, "value wider than {width} digits");
 }
 
 #[cfg(test)]

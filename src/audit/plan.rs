@@ -325,15 +325,20 @@ fn build(relation: pg_sys::Relation) -> TablePlan {
 }
 
 /// Bump allocation of audit values in the current batch's memory: one palloc
-/// per 64 kB instead of one per value. Reset when the batch memory is.
+/// per chunk instead of one per value. Chunks start small (a one-row
+/// statement needs well under a kilobyte, and a large palloc is a malloc of
+/// its own) and double up to 64 kB. Reset when the batch memory is.
 #[derive(Default)]
 pub struct Chunks {
     next: usize,
     left: usize,
+    /// Size of the last chunk taken.
+    size: usize,
 }
 
 impl Chunks {
-    const SIZE: usize = 64 * 1024;
+    const FIRST: usize = 2 * 1024;
+    const MAX: usize = 64 * 1024;
 
     /// `size` bytes, 8-byte aligned, valid until [`Chunks::reset`].
     ///
@@ -342,7 +347,8 @@ impl Chunks {
     pub unsafe fn alloc(&mut self, size: usize) -> *mut u8 {
         let size = (size + 7) & !7;
         if size > self.left {
-            let chunk = size.max(Self::SIZE);
+            self.size = (self.size * 2).clamp(Self::FIRST, Self::MAX);
+            let chunk = size.max(self.size);
             self.next = unsafe { pg_sys::palloc(chunk) } as usize;
             self.left = chunk;
         }
@@ -401,16 +407,14 @@ fn scalar_piece(value: Value) -> Piece {
 const POSTGRES_EPOCH_UNIX_MICROS: i64 = crate::common::clock::POSTGRES_EPOCH_OFFSET_MICROS;
 
 impl ObjectBuilder {
-    /// A builder for one statement (the session's time zone is read once).
-    pub fn new() -> ObjectBuilder {
+    /// Readies a (possibly reused) builder for a statement: the session's
+    /// time zone is read once per statement, not per value.
+    pub fn start_statement(&mut self) {
         let mut offset: std::ffi::c_long = 0;
         // SAFETY: reads the session's zone; true only for zones with one fixed offset.
         let fixed =
             unsafe { pg_sys::pg_get_timezone_offset(pg_sys::session_timezone, &mut offset) };
-        ObjectBuilder {
-            zone_offset: fixed.then_some(offset as i64),
-            ..Default::default()
-        }
+        self.zone_offset = fixed.then_some(offset as i64);
     }
 
     /// Builds the object of `columns` (in key order) from a row's values and

@@ -173,6 +173,13 @@ impl Writer {
     /// for big statements only.
     pub fn open(logged_at: pg_sys::TimestampTz, expected_rows: usize) -> Writer {
         let unix = logged_at + crate::common::clock::POSTGRES_EPOCH_OFFSET_MICROS;
+        let lock = pg_sys::RowExclusiveLock as pg_sys::LOCKMODE;
+        // The parent is locked first: taking the lock processes pending
+        // invalidations, so the partition map read next already knows of a
+        // partition detached or dropped before the lock was granted (a plain
+        // DETACH or a DROP waits for this transaction from then on).
+        // SAFETY: opening a relation inside a transaction.
+        let parent = unsafe { pg_sys::table_open(catalog_oids::audit_log(), lock) };
         let Some(partition) = partition_for(unix) else {
             pgrx::pg_sys::panic::ErrorReport::new(
                 PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
@@ -187,8 +194,6 @@ impl Writer {
         };
         // SAFETY: standard executor setup, as COPY FROM does it, torn down in `finish`.
         unsafe {
-            let lock = pg_sys::RowExclusiveLock as pg_sys::LOCKMODE;
-            let parent = pg_sys::table_open(catalog_oids::audit_log(), lock);
             let relation = pg_sys::table_open(partition, lock);
             let estate = pg_sys::CreateExecutorState();
             let result_relation = pg_sys::palloc0(std::mem::size_of::<pg_sys::ResultRelInfo>())

@@ -137,6 +137,56 @@ mod tests {
         }
     }
 
+    /// changed_cols is written by hand: the same bytes construct_array makes.
+    #[pg_test]
+    fn audit_changed_cols_array_is_byte_identical() {
+        for names in [
+            vec!["qty"],
+            vec!["a", "bb", "ccc", "dddd", "name with spaces ✓"],
+        ] {
+            let mut chunks = crate::audit::plan::Chunks::default();
+            let ours = unsafe {
+                let datum = crate::audit::capture::text_array(
+                    &mut chunks,
+                    names.iter().map(|n| n.as_bytes()),
+                );
+                let size = pgrx::varsize_any(datum.cast_mut_ptr());
+                std::slice::from_raw_parts(datum.cast_mut_ptr::<u8>(), size).to_vec()
+            };
+            let theirs = Spi::get_one_with_args::<Vec<u8>>(
+                "SELECT tests.text_array_raw($1)",
+                &[names.clone().into()],
+            )
+            .unwrap()
+            .unwrap();
+            assert_eq!(ours, theirs, "{names:?}");
+        }
+    }
+
+    /// The bytes of a text[] as construct_array builds it.
+    #[pg_extern(immutable)]
+    fn text_array_raw(names: Vec<String>) -> Vec<u8> {
+        unsafe {
+            let mut elements: Vec<pg_sys::Datum> = names
+                .iter()
+                .map(|n| {
+                    let n = std::ffi::CString::new(n.as_str()).unwrap();
+                    pg_sys::Datum::from(pg_sys::cstring_to_text(n.as_ptr()))
+                })
+                .collect();
+            let array = pg_sys::construct_array(
+                elements.as_mut_ptr(),
+                elements.len() as i32,
+                pg_sys::TEXTOID,
+                -1,
+                false,
+                pg_sys::TYPALIGN_INT as std::ffi::c_char,
+            );
+            let size = pgrx::varsize_any(array.cast());
+            std::slice::from_raw_parts(array as *const u8, size).to_vec()
+        }
+    }
+
     /// Every kind of column, every odd value: the audit row's new_row is
     /// exactly `to_jsonb(row)`, in text and by equality, in several time zones.
     #[pg_test]

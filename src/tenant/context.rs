@@ -117,10 +117,20 @@ pub fn current_tenant() -> Option<[u8; 16]> {
 
 /// The actor set for this session or transaction, if any.
 pub fn current_actor() -> Option<String> {
-    ACTOR
-        .get()
-        .map(|value| value.to_string_lossy().into_owned())
-        .filter(|value| !value.is_empty())
+    with_current_actor(|actor| actor.map(|bytes| String::from_utf8_lossy(bytes).into_owned()))
+}
+
+/// Calls `f` with the actor's bytes as PostgreSQL holds them (None when
+/// unset or empty), without copying them: the audit trigger reads the actor
+/// once per statement. `f` must not change settings.
+pub fn with_current_actor<R>(f: impl FnOnce(Option<&[u8]>) -> R) -> R {
+    // SAFETY: the GUC's value is NULL or a C string PostgreSQL keeps until the
+    // setting changes, which `f` does not do.
+    let value = unsafe { *ACTOR.as_ptr() };
+    let bytes = (!value.is_null())
+        .then(|| unsafe { CStr::from_ptr(value) }.to_bytes())
+        .filter(|bytes| !bytes.is_empty());
+    f(bytes)
 }
 
 /// Writes one of our settings with the privileges of `context`.
