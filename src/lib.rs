@@ -28,7 +28,9 @@ pgrx::extension_sql_file!(
         "audit_catalog",
         "quota_catalog",
         "mask_catalog",
-        "retention_catalog"
+        "retention_catalog",
+        audit::api::_audit_cover_partitions,
+        quota::_row_quota_cover_partitions
     ]
 );
 

@@ -137,6 +137,18 @@ fn enable_audit(
     Ok(())
 }
 
+/// Puts the audit triggers on every partition of the audited `tbl` that lacks
+/// them: partitions created or attached by hand, whose writes would otherwise
+/// go unrecorded. Called by the event trigger `tenancy_cover_new_partitions`.
+#[pg_extern(volatile, parallel_unsafe)]
+fn _audit_cover_partitions(tbl: RegClass) -> Result<()> {
+    let table = Relation::lookup_table(tbl)?;
+    if triggers::install(&table, trigger_definitions) {
+        invalidate(&table);
+    }
+    Ok(())
+}
+
 /// Every backend rebuilds what it cached about the table (its audit plan).
 fn invalidate(table: &Relation) {
     // SAFETY: queues a relcache invalidation, sent at commit.

@@ -4,6 +4,10 @@
 //! table a statement names and a trigger with transition tables is not
 //! cloned to partitions.
 //!
+//! Partitions created or attached by hand get the triggers of their audited
+//! or row-quota ancestors from the event trigger `tenancy_cover_new_partitions`
+//! (sql/housekeeping.sql); the partition manager gives its own children theirs.
+//!
 //! The trigger functions are not executable by PUBLIC: CREATE TRIGGER checks
 //! EXECUTE on the function (firing does not), so no role can attach them to a
 //! table of its own to forge audit rows or spend another tenant's quota. The
@@ -17,11 +21,18 @@ use pgrx::spi::quote_identifier;
 /// Trigger name and everything after `CREATE TRIGGER name`.
 pub type Definitions = Vec<(&'static str, String)>;
 
-/// `CREATE TRIGGER` statements for a new partition.
+/// `CREATE OR REPLACE TRIGGER` statements for a new partition. Replacing, not
+/// creating: the event trigger `tenancy_cover_new_partitions` may already have
+/// put them on a child the partition manager has just attached.
 pub fn create_sql(definitions: Definitions) -> Vec<String> {
     definitions
         .into_iter()
-        .map(|(name, definition)| format!("CREATE TRIGGER {} {definition}", quote_identifier(name)))
+        .map(|(name, definition)| {
+            format!(
+                "CREATE OR REPLACE TRIGGER {} {definition}",
+                quote_identifier(name)
+            )
+        })
         .collect()
 }
 

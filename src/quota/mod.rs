@@ -75,6 +75,13 @@ fn disable_row_quota(tbl: Option<RegClass>) -> Result<()> {
     row_quota::disable(required(tbl, "tbl")?)
 }
 
+/// Internal: row-quota triggers for partitions created or attached by hand
+/// (called by the event trigger `tenancy_cover_new_partitions`).
+#[pg_extern(volatile, parallel_unsafe)]
+fn _row_quota_cover_partitions(tbl: Option<RegClass>) -> Result<()> {
+    row_quota::cover_partitions(required(tbl, "tbl")?)
+}
+
 /// Measures the bytes each tenant occupies across the registered tables and
 /// stores them as its `storage_bytes` usage; returns the bytes attributed.
 /// Reads every row of those tables: a job for the scheduler, not a request.

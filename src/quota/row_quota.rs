@@ -369,6 +369,39 @@ pub fn enforce(tbl: RegClass, resource: &str) -> error::Result<()> {
     recount(resource)
 }
 
+/// Puts the row-quota statement triggers on every partition of `tbl` (whose
+/// rows count against a resource) that lacks them, and counts the rows again
+/// when one did: a partition attached by hand may bring rows of its own.
+/// Called by the event trigger `tenancy_cover_new_partitions`.
+pub fn cover_partitions(tbl: RegClass) -> error::Result<()> {
+    let table = Relation::lookup_table(tbl)?;
+    let config: Option<(String, String)> = as_extension_owner(|| {
+        Spi::connect(|client| {
+            let rows = client.select(
+                "SELECT resource, tenant_column::text FROM tenancy.row_quotas WHERE tbl = $1",
+                None,
+                &[tbl.into()],
+            )?;
+            if rows.is_empty() {
+                return Ok::<_, pgrx::spi::Error>(None);
+            }
+            let row = rows.first();
+            Ok(Some((
+                row.get::<String>(1)?.unwrap_or_default(),
+                row.get::<String>(2)?.unwrap_or_default(),
+            )))
+        })
+        .expect("reading the row quota failed")
+    });
+    let Some((resource, column)) = config else {
+        return Ok(());
+    };
+    if triggers::install(&table, |q| statement_triggers(q, &resource, &column)) {
+        recount(&resource)?;
+    }
+    Ok(())
+}
+
 /// Stops counting `tbl`'s rows. Usage already counted stays as it is (other
 /// tables may count against the same resource).
 pub fn disable(tbl: RegClass) -> error::Result<()> {

@@ -100,6 +100,21 @@ INSERT INTO events_2026 VALUES (4, '2026-07-01', 'left out');
 SELECT table_name, new_row ? 'what' AS has_excluded_column
   FROM tenancy.row_history('events', '{"id": 4, "at": "2026-07-01"}');
 SELECT tenancy.enable_audit('events');
+-- Partitions added by hand are audited from their first write: one created as
+-- a partition, and a table of an ordinary role's attached to the tree.
+CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+CREATE ROLE audit_owner;
+CREATE TABLE events_2024 (id bigint NOT NULL, at date NOT NULL, what text);
+ALTER TABLE events_2024 OWNER TO audit_owner;
+GRANT CREATE ON SCHEMA public TO audit_owner;
+ALTER TABLE events OWNER TO audit_owner;
+SET ROLE audit_owner;
+ALTER TABLE events ATTACH PARTITION events_2024 FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+INSERT INTO events_2024 VALUES (6, '2024-05-01', 'attached by its owner');
+RESET ROLE;
+INSERT INTO events_2025 VALUES (5, '2025-05-01', 'in a hand-made partition');
+SELECT table_name, op, new_row->>'what' AS what FROM tenancy.audit_log
+ WHERE table_name IN ('public.events_2024', 'public.events_2025') ORDER BY id;
 
 -- Without a primary key auditing is refused; a replica identity index will do.
 CREATE TABLE keyless (code text NOT NULL, v int);
@@ -220,3 +235,5 @@ SELECT table_name FROM tenancy.audited_tables ORDER BY table_name::text;
 
 DROP TABLE accounts, notes, wide, events CASCADE;
 DROP ROLE audit_app;
+DROP OWNED BY audit_owner;
+DROP ROLE audit_owner;

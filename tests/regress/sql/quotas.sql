@@ -203,8 +203,8 @@ SELECT tenancy.set_plan_limit('q-basic', 'events', 4);
 SELECT tenancy.enforce_row_quota('events', 'events');
 INSERT INTO events VALUES (1, 'aaaaaaaa-0000-0000-0000-0000000000a1', '2026-05-01'), (2, 'aaaaaaaa-0000-0000-0000-0000000000a1', '2026-06-01');
 INSERT INTO events_2026 VALUES (3, 'aaaaaaaa-0000-0000-0000-0000000000a1', '2026-07-01');
+-- A partition created by hand gets the row-quota triggers at once.
 CREATE TABLE events_2027 PARTITION OF events FOR VALUES FROM ('2027-01-01') TO ('2028-01-01');
-SELECT tenancy.enforce_row_quota('events', 'events');       -- NOTICE, and the new partition gets its triggers
 INSERT INTO events_2027 VALUES (4, 'aaaaaaaa-0000-0000-0000-0000000000a1', '2027-01-01');
 INSERT INTO events VALUES (5, 'aaaaaaaa-0000-0000-0000-0000000000a1', '2027-02-01');
 \echo :LAST_ERROR_SQLSTATE
@@ -214,6 +214,15 @@ DELETE FROM events WHERE id = 4;
 TRUNCATE events_2026;
 SELECT s.used, (SELECT count(*) FROM events) AS rows FROM tenancy.quota_status('aaaaaaaa-0000-0000-0000-0000000000a1') s
  WHERE s.resource = 'events';
+-- A table attached as a partition brings its rows: they are counted, and
+-- writes straight into it count from then on.
+CREATE TABLE events_2025 (id bigint, tenant_id uuid NOT NULL, at date NOT NULL);
+INSERT INTO events_2025 VALUES (6, 'aaaaaaaa-0000-0000-0000-0000000000a1', '2025-03-01'), (7, 'aaaaaaaa-0000-0000-0000-0000000000a1', '2025-04-01');
+ALTER TABLE events ATTACH PARTITION events_2025 FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+INSERT INTO events_2025 VALUES (8, 'aaaaaaaa-0000-0000-0000-0000000000a1', '2025-05-01');
+SELECT s.used, (SELECT count(*) FROM events) AS rows FROM tenancy.quota_status('aaaaaaaa-0000-0000-0000-0000000000a1') s
+ WHERE s.resource = 'events';
+DELETE FROM events;
 
 -- Storage: bytes per tenant across registered tables, shared by row size.
 CREATE TABLE documents (id int PRIMARY KEY, tenant_id uuid, body text);
