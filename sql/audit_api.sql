@@ -49,11 +49,12 @@ AS $$
                                     UNION SELECT t.relid FROM pg_catalog.pg_partition_tree(row_history.tbl) t) p
                               JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relid
                               JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace)
-       AND a.record_key = row_history.record_key
+       -- An UPDATE that changed the key belongs to the history of both keys.
+       AND (a.record_key = row_history.record_key OR a.old_record_key = row_history.record_key)
      ORDER BY a.logged_at, a.id
 $$;
 COMMENT ON FUNCTION tenancy.row_history(regclass, jsonb) IS
-    'Every audit row of one record (by its record_key, e.g. ''{"id": 42}''), oldest first; for a partitioned table, written through any partition.';
+    'Every audit row of one record (by its record_key, e.g. ''{"id": 42}''), oldest first, including an UPDATE that gave it that key or took it away; for a partitioned table, written through any partition.';
 
 COMMENT ON FUNCTION tenancy.enable_audit(regclass, text[]) IS
     'Audits INSERT, UPDATE, DELETE and TRUNCATE on a table (and its partitions) into tenancy.audit_log, leaving out exclude_columns.';

@@ -19,7 +19,8 @@ CREATE TABLE tenancy.audit_log (
     actor            text,
     application_name text,
     client_addr      inet,
-    txid             bigint NOT NULL
+    txid             bigint NOT NULL,
+    old_record_key   jsonb
 ) PARTITION BY RANGE (logged_at);
 ALTER SEQUENCE tenancy.audit_log_id_seq OWNED BY tenancy.audit_log.id;
 -- Each partition gets a BRIN index on (txid, logged_at) as it is created
@@ -44,6 +45,7 @@ COMMENT ON COLUMN tenancy.audit_log.actor IS 'tenancy.current_actor(), else the 
 COMMENT ON COLUMN tenancy.audit_log.application_name IS 'The client''s application_name.';
 COMMENT ON COLUMN tenancy.audit_log.client_addr IS 'The client''s address (NULL over a Unix socket).';
 COMMENT ON COLUMN tenancy.audit_log.txid IS 'The top-level transaction id of the change.';
+COMMENT ON COLUMN tenancy.audit_log.old_record_key IS 'UPDATE that changed the key: the record''s key before it (record_key is the new one); else NULL.';
 
 CREATE TABLE tenancy.audit_config (
     tbl             regclass PRIMARY KEY,

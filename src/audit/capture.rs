@@ -4,7 +4,7 @@
 
 use super::catalog_oids;
 use super::plan::{self, ObjectBuilder, TablePlan};
-use super::store::{self, Writer, COLUMNS};
+use super::store::{self, col, Writer, COLUMNS};
 use crate::common::transition::TransitionReader;
 use crate::common::varlena::switch_memory;
 use crate::tenant::context;
@@ -186,14 +186,14 @@ impl Statement {
     /// A row with the statement's values filled in.
     fn row(&self) -> [Option<pg_sys::Datum>; COLUMNS.len()] {
         let mut row = [None; COLUMNS.len()];
-        row[1] = Some(self.logged_at);
-        row[2] = self.session_tenant;
-        row[3] = Some(self.table_name);
-        row[4] = Some(self.op);
-        row[9] = Some(self.actor);
-        row[10] = self.application_name;
-        row[11] = self.client_addr;
-        row[12] = Some(self.txid);
+        row[col::LOGGED_AT] = Some(self.logged_at);
+        row[col::TENANT_ID] = self.session_tenant;
+        row[col::TABLE_NAME] = Some(self.table_name);
+        row[col::OP] = Some(self.op);
+        row[col::ACTOR] = Some(self.actor);
+        row[col::APPLICATION_NAME] = self.application_name;
+        row[col::CLIENT_ADDR] = self.client_addr;
+        row[col::TXID] = Some(self.txid);
         row
     }
 }
@@ -247,13 +247,27 @@ fn _audit_statement<'a>(
             let mut writer = Writer::open(logged_at, 1);
             let mut ids = Ids;
             let mut row = statement.row();
-            row[0] = Some(ids.next());
+            row[col::ID] = Some(ids.next());
             writer.add(&row);
             writer.finish();
         } else if pgrx::trigger_support::trigger_fired_by_insert(event) {
-            capture_one_side(&plan, "INSERT", data.tg_newtable, tupdesc, logged_at, 7);
+            capture_one_side(
+                &plan,
+                "INSERT",
+                data.tg_newtable,
+                tupdesc,
+                logged_at,
+                col::NEW_ROW,
+            );
         } else if pgrx::trigger_support::trigger_fired_by_delete(event) {
-            capture_one_side(&plan, "DELETE", data.tg_oldtable, tupdesc, logged_at, 6);
+            capture_one_side(
+                &plan,
+                "DELETE",
+                data.tg_oldtable,
+                tupdesc,
+                logged_at,
+                col::OLD_ROW,
+            );
         } else if pgrx::trigger_support::trigger_fired_by_update(event) {
             capture_updates(
                 &plan,
@@ -267,7 +281,7 @@ fn _audit_statement<'a>(
     Ok(None)
 }
 
-/// INSERT (new rows into `new_row`, index 7) or DELETE (old rows into `old_row`, 6).
+/// INSERT (new rows into `new_row`) or DELETE (old rows into `old_row`).
 unsafe fn capture_one_side(
     plan: &TablePlan,
     op: &str,
@@ -294,9 +308,9 @@ unsafe fn capture_one_side(
                 let old_context = switch_memory(writer.batch_memory);
                 let chunks = &mut writer.chunks;
                 let mut row = statement.row();
-                row[0] = Some(ids.next());
-                row[2] = row_tenant(chunks, plan, &statement, values, nulls);
-                row[5] = Some(scratch.key.build(chunks, &plan.key, values, nulls));
+                row[col::ID] = Some(ids.next());
+                row[col::TENANT_ID] = row_tenant(chunks, plan, &statement, values, nulls);
+                row[col::RECORD_KEY] = Some(scratch.key.build(chunks, &plan.key, values, nulls));
                 row[row_column] = Some(scratch.new.build(chunks, &plan.row, values, nulls));
                 switch_memory(old_context);
                 writer.add(&row);
@@ -335,17 +349,18 @@ unsafe fn capture_updates(
                 // compressed or out of line, and a big statement must not
                 // keep those copies until it ends.
                 let old_context = switch_memory(writer.batch_memory);
-                let changed = &mut scratch.changed_in_table_order;
-                changed.clear();
-                for &position in &plan.row_in_table_order {
-                    let column = &plan.row[position];
+                let same = |column: &plan::Column| {
                     let i = column.index;
-                    let same = match (old_nulls[i], new_nulls[i]) {
+                    match (old_nulls[i], new_nulls[i]) {
                         (true, true) => true,
                         (false, false) => plan::same_image(column, old_values[i], new_values[i]),
                         _ => false,
-                    };
-                    if !same {
+                    }
+                };
+                let changed = &mut scratch.changed_in_table_order;
+                changed.clear();
+                for &position in &plan.row_in_table_order {
+                    if !same(&plan.row[position]) {
                         changed.push(position);
                     }
                 }
@@ -359,20 +374,28 @@ unsafe fn capture_updates(
                 in_key_order.sort_unstable();
                 let chunks = &mut writer.chunks;
                 let mut row = statement.row();
-                row[0] = Some(ids.next());
-                row[2] = row_tenant(chunks, plan, &statement, new_values, new_nulls);
-                row[5] = Some(scratch.key.build(chunks, &plan.key, new_values, new_nulls));
+                row[col::ID] = Some(ids.next());
+                row[col::TENANT_ID] = row_tenant(chunks, plan, &statement, new_values, new_nulls);
+                row[col::RECORD_KEY] =
+                    Some(scratch.key.build(chunks, &plan.key, new_values, new_nulls));
+                // A changed key: the old one too, so the record's history under
+                // its old key ends with this change (row_history matches both).
+                if !plan.key.iter().all(same) {
+                    row[col::OLD_RECORD_KEY] =
+                        Some(scratch.key.build(chunks, &plan.key, old_values, old_nulls));
+                }
                 // old_row: what the changed columns held before; new_row: the whole new row.
-                row[6] = Some(scratch.old.build_some(
+                row[col::OLD_ROW] = Some(scratch.old.build_some(
                     chunks,
                     &plan.row,
                     in_key_order,
                     old_values,
                     old_nulls,
                 ));
-                row[7] = Some(scratch.new.build(chunks, &plan.row, new_values, new_nulls));
+                row[col::NEW_ROW] =
+                    Some(scratch.new.build(chunks, &plan.row, new_values, new_nulls));
                 let names = changed.iter().map(|&p| plan.row[p].name.as_slice());
-                row[8] = Some(text_array(chunks, names));
+                row[col::CHANGED_COLS] = Some(text_array(chunks, names));
                 switch_memory(old_context);
                 writer.add(&row);
             }

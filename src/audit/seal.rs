@@ -45,8 +45,9 @@ fn link(previous: &[u8], content: &[u8; 32]) -> Vec<u8> {
 /// The audit row fields that the hash covers, as text, in a fixed order.
 const CONTENT_SQL: &str = "a.id::text, (extract(epoch from a.logged_at) * 1000000)::bigint::text,
     a.tenant_id::text, a.table_name, a.op, a.record_key::text, a.old_row::text, a.new_row::text,
-    a.changed_cols::text, a.actor, a.application_name, a.client_addr::text, a.txid::text";
-const CONTENT_FIELDS: usize = 13;
+    a.changed_cols::text, a.actor, a.application_name, a.client_addr::text, a.txid::text,
+    a.old_record_key::text";
+const CONTENT_FIELDS: usize = 14;
 
 fn read_fields(
     row: &pgrx::spi::SpiHeapTupleData,

@@ -16,8 +16,8 @@ use std::ffi::CStr;
 const BATCH: usize = 1000;
 
 /// The audit log's column values for one row, in any order; matched to the
-/// partition's columns by name once per statement.
-pub const COLUMNS: [&str; 13] = [
+/// partition's columns by name once per statement. [`col`] names the indexes.
+pub const COLUMNS: [&str; 14] = [
     "id",
     "logged_at",
     "tenant_id",
@@ -31,7 +31,26 @@ pub const COLUMNS: [&str; 13] = [
     "application_name",
     "client_addr",
     "txid",
+    "old_record_key",
 ];
+
+/// Indexes into [`COLUMNS`] (and into a row of values for [`Writer::add`]).
+pub mod col {
+    pub const ID: usize = 0;
+    pub const LOGGED_AT: usize = 1;
+    pub const TENANT_ID: usize = 2;
+    pub const TABLE_NAME: usize = 3;
+    pub const OP: usize = 4;
+    pub const RECORD_KEY: usize = 5;
+    pub const OLD_ROW: usize = 6;
+    pub const NEW_ROW: usize = 7;
+    pub const CHANGED_COLS: usize = 8;
+    pub const ACTOR: usize = 9;
+    pub const APPLICATION_NAME: usize = 10;
+    pub const CLIENT_ADDR: usize = 11;
+    pub const TXID: usize = 12;
+    pub const OLD_RECORD_KEY: usize = 13;
+}
 
 /// The audit log's children by range, cached until its relcache entry is
 /// invalidated (a child attached, detached or dropped).

@@ -63,6 +63,12 @@ SELECT a.op, a.record_key, a.old_row, a.new_row FROM tenancy.audit_log a
 
 -- History of one record, oldest first.
 SELECT op, changed_cols, new_row->>'body' AS body FROM tenancy.row_history('notes', '{"id": 2}');
+-- A key change: the UPDATE keeps the old key too, and ends the old key's
+-- history as it starts the new one's.
+UPDATE notes SET id = 20 WHERE id = 2;
+SELECT op, record_key, old_record_key, changed_cols FROM tenancy.row_history('notes', '{"id": 2}');
+UPDATE notes SET body = 'after the key change' WHERE id = 20;
+SELECT op, record_key, old_record_key, new_row->>'body' AS body FROM tenancy.row_history('notes', '{"id": 20}');
 
 -- A wide table (over 100 columns): every column, byte for byte what to_jsonb says.
 SELECT format('CREATE TABLE wide (id int PRIMARY KEY, %s)',
