@@ -34,7 +34,7 @@ COMMENT ON TABLE tenancy.audit_log IS
     'One row per audited change (tenancy.enable_audit), monthly partitions managed like any partition set. Only the extension writes it.';
 COMMENT ON COLUMN tenancy.audit_log.id IS 'Unique id of the audit row.';
 COMMENT ON COLUMN tenancy.audit_log.logged_at IS 'When the audited statement finished its changes (clock time).';
-COMMENT ON COLUMN tenancy.audit_log.tenant_id IS 'The row''s tenant: its tenant column for registered tables, else current_tenant().';
+COMMENT ON COLUMN tenancy.audit_log.tenant_id IS 'The row''s tenant: its tenant column for registered tables, else current_tenant(); NULL for TRUNCATE of a registered table (every tenant''s rows).';
 COMMENT ON COLUMN tenancy.audit_log.table_name IS 'The audited table, schema-qualified and quoted as needed.';
 COMMENT ON COLUMN tenancy.audit_log.op IS 'INSERT, UPDATE, DELETE or TRUNCATE; PURGE for tenancy.purge_tenant (new_row says what it erased).';
 COMMENT ON COLUMN tenancy.audit_log.record_key IS 'The changed record''s primary-key (or replica identity) values, as a JSON object.';

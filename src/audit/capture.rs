@@ -248,6 +248,11 @@ fn _audit_statement<'a>(
             let mut ids = Ids;
             let mut row = statement.row();
             row[col::ID] = Some(ids.next());
+            // On a table with a tenant column, TRUNCATE removes every tenant's
+            // rows: it is no single tenant's change, and no tenant reads it.
+            if plan.tenant_index.is_some() {
+                row[col::TENANT_ID] = None;
+            }
             writer.add(&row);
             writer.finish();
         } else if pgrx::trigger_support::trigger_fired_by_insert(event) {

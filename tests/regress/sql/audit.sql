@@ -31,6 +31,7 @@ UPDATE accounts SET balance = balance + 1, email = 'ann@acme2.test' WHERE id = 1
 UPDATE accounts SET password_hash = 'h3' WHERE id = 1;
 UPDATE accounts SET balance = balance WHERE id = 2;
 DELETE FROM accounts WHERE id = 2;
+-- TRUNCATE removes every tenant's rows, whoever runs it: no tenant owns that row.
 SELECT tenancy.set_tenant('aaaaaaaa-0000-0000-0000-00000000000a');
 TRUNCATE accounts;
 SELECT tenancy.clear_tenant();
