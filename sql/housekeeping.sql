@@ -60,6 +60,7 @@ AS $$
 DECLARE
     touched oid[];
     covered regclass;
+    kind text;
 BEGIN
     -- Most DDL touches no configured table: leave at once.
     IF NOT EXISTS (SELECT FROM tenancy.audit_config) AND NOT EXISTS (SELECT FROM tenancy.row_quotas) THEN
@@ -71,33 +72,26 @@ BEGIN
     IF touched IS NULL THEN
         RETURN;
     END IF;
-    FOR covered IN
-        SELECT a.tbl FROM tenancy.audit_config a
+    FOR covered, kind IN
+        SELECT c.tbl, c.kind
+          FROM (SELECT a.tbl, 'audit' AS kind, 'tenancy_audit_insert'::name AS trigger_name FROM tenancy.audit_config a
+                UNION ALL
+                SELECT q.tbl, 'row quota', 'tenancy_quota_insert' FROM tenancy.row_quotas q) c
          WHERE EXISTS (SELECT FROM pg_catalog.pg_trigger g
-                        WHERE g.tgrelid OPERATOR(pg_catalog.=) a.tbl
-                          AND g.tgname OPERATOR(pg_catalog.=) 'tenancy_audit_insert')
-           AND EXISTS (SELECT FROM pg_catalog.pg_partition_tree(a.tbl) t
+                        WHERE g.tgrelid OPERATOR(pg_catalog.=) c.tbl
+                          AND g.tgname OPERATOR(pg_catalog.=) c.trigger_name)
+           AND EXISTS (SELECT FROM pg_catalog.pg_partition_tree(c.tbl) t
                         WHERE t.relid OPERATOR(pg_catalog.=) ANY (touched))
-           AND EXISTS (SELECT FROM pg_catalog.pg_partition_tree(a.tbl) t
+           AND EXISTS (SELECT FROM pg_catalog.pg_partition_tree(c.tbl) t
                         WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_trigger g
                                            WHERE g.tgrelid OPERATOR(pg_catalog.=) t.relid
-                                             AND g.tgname OPERATOR(pg_catalog.=) 'tenancy_audit_insert'))
+                                             AND g.tgname OPERATOR(pg_catalog.=) c.trigger_name))
     LOOP
-        PERFORM tenancy._audit_cover_partitions(covered);
-    END LOOP;
-    FOR covered IN
-        SELECT q.tbl FROM tenancy.row_quotas q
-         WHERE EXISTS (SELECT FROM pg_catalog.pg_trigger g
-                        WHERE g.tgrelid OPERATOR(pg_catalog.=) q.tbl
-                          AND g.tgname OPERATOR(pg_catalog.=) 'tenancy_quota_insert')
-           AND EXISTS (SELECT FROM pg_catalog.pg_partition_tree(q.tbl) t
-                        WHERE t.relid OPERATOR(pg_catalog.=) ANY (touched))
-           AND EXISTS (SELECT FROM pg_catalog.pg_partition_tree(q.tbl) t
-                        WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_trigger g
-                                           WHERE g.tgrelid OPERATOR(pg_catalog.=) t.relid
-                                             AND g.tgname OPERATOR(pg_catalog.=) 'tenancy_quota_insert'))
-    LOOP
-        PERFORM tenancy._row_quota_cover_partitions(covered);
+        IF kind = 'audit' THEN
+            PERFORM tenancy._audit_cover_partitions(covered);
+        ELSE
+            PERFORM tenancy._row_quota_cover_partitions(covered);
+        END IF;
     END LOOP;
 END
 $$;

@@ -13,7 +13,7 @@ use super::usage;
 use crate::common::error;
 use crate::common::privilege::as_extension_owner;
 use crate::common::relation::Relation;
-use crate::common::sql::select_value;
+use crate::common::sql::{select_text_pairs, select_value};
 use crate::common::sqltypes::RegClass;
 use crate::common::transition::TransitionReader;
 use crate::common::triggers::{self, Definitions};
@@ -232,18 +232,11 @@ fn enforced_resource(table: &Relation) -> Option<String> {
 /// Sets every tenant's usage of `resource` to its rows in all tables whose
 /// rows count against it; tenants over their limit get a NOTICE.
 fn recount(resource: &str) -> error::Result<()> {
-    let tables: Vec<(String, String)> = as_extension_owner(|| {
-        Spi::connect(|client| {
-            client
-                .select(
-                    "SELECT tbl::regclass::text, tenant_column::text FROM tenancy.row_quotas WHERE resource = $1",
-                    None,
-                    &[resource.into()],
-                )?
-                .map(|row| Ok((row.get::<String>(1)?.unwrap_or_default(), row.get::<String>(2)?.unwrap_or_default())))
-                .collect::<std::result::Result<Vec<_>, pgrx::spi::Error>>()
-        })
-        .expect("reading row quotas failed")
+    let tables = as_extension_owner(|| {
+        select_text_pairs(
+            "SELECT tbl::regclass::text, tenant_column::text FROM tenancy.row_quotas WHERE resource = $1",
+            &[resource.into()],
+        )
     });
     let mut union = Vec::new();
     for (table, column) in &tables {
@@ -375,24 +368,13 @@ pub fn enforce(tbl: RegClass, resource: &str) -> error::Result<()> {
 /// Called by the event trigger `tenancy_cover_new_partitions`.
 pub fn cover_partitions(tbl: RegClass) -> error::Result<()> {
     let table = Relation::lookup_table(tbl)?;
-    let config: Option<(String, String)> = as_extension_owner(|| {
-        Spi::connect(|client| {
-            let rows = client.select(
-                "SELECT resource, tenant_column::text FROM tenancy.row_quotas WHERE tbl = $1",
-                None,
-                &[tbl.into()],
-            )?;
-            if rows.is_empty() {
-                return Ok::<_, pgrx::spi::Error>(None);
-            }
-            let row = rows.first();
-            Ok(Some((
-                row.get::<String>(1)?.unwrap_or_default(),
-                row.get::<String>(2)?.unwrap_or_default(),
-            )))
-        })
-        .expect("reading the row quota failed")
-    });
+    let config = as_extension_owner(|| {
+        select_text_pairs(
+            "SELECT resource, tenant_column::text FROM tenancy.row_quotas WHERE tbl = $1",
+            &[tbl.into()],
+        )
+    })
+    .pop();
     let Some((resource, column)) = config else {
         return Ok(());
     };
