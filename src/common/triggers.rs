@@ -15,8 +15,9 @@
 
 use super::privilege::as_extension_owner;
 use super::relation::Relation;
+use super::sqltypes::RegClass;
 use pgrx::prelude::*;
-use pgrx::spi::quote_identifier;
+use pgrx::spi::{quote_identifier, quote_qualified_identifier};
 
 /// Trigger name and everything after `CREATE TRIGGER name`.
 pub type Definitions = Vec<(&'static str, String)>;
@@ -52,33 +53,55 @@ fn existing(table: &Relation, prefix: &str) -> Vec<String> {
     .expect("trigger lookup failed")
 }
 
-/// Creates the missing triggers on one table; returns whether any was missing.
-fn install_one(table: &Relation, definitions: &Definitions) -> bool {
-    let present = existing(table, "tenancy_");
-    let mut changed = false;
-    for (name, definition) in definitions {
-        if !present.iter().any(|p| p == name) {
-            Spi::run(&format!(
-                "CREATE TRIGGER {} {definition}",
-                quote_identifier(name)
-            ))
-            .unwrap_or_else(|e| panic!("creating {name}: {e}"));
-            changed = true;
-        }
-    }
-    changed
-}
-
 /// Creates the missing triggers on the table and every partition, with
 /// `definitions` giving each one's definitions from its qualified name.
 /// Returns whether any was missing. The caller has checked that the user may
 /// change the table.
+///
+/// What is present is read for the whole tree in one query: the event
+/// trigger `tenancy_cover_new_partitions` calls this after each DDL on a
+/// partition, and a set with hundreds of children must not cost a query per
+/// child each time.
 pub fn install(table: &Relation, definitions: impl Fn(&str) -> Definitions) -> bool {
-    let partitions = table.partitions();
     as_extension_owner(|| {
-        let mut changed = install_one(table, &definitions(&table.qualified_name()));
-        for partition in &partitions {
-            changed |= install_one(partition, &definitions(&partition.qualified_name()));
+        let tree: Vec<(String, String, Vec<String>)> = Spi::connect(|client| {
+            client
+                .select(
+                    // pg_partition_tree lists nothing for a plain table, hence the UNION.
+                    "SELECT n.nspname::text, c.relname::text,
+                            ARRAY(SELECT g.tgname::text FROM pg_catalog.pg_trigger g
+                                   WHERE g.tgrelid = c.oid AND g.tgname::text LIKE 'tenancy\\_%')
+                       FROM (SELECT $1::pg_catalog.regclass AS relid
+                             UNION SELECT t.relid FROM pg_catalog.pg_partition_tree($1) t) r
+                       JOIN pg_catalog.pg_class c ON c.oid = r.relid
+                       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                      ORDER BY c.oid <> $1::pg_catalog.regclass::pg_catalog.oid, c.oid",
+                    None,
+                    &[RegClass(table.oid).into()],
+                )?
+                .map(|row| {
+                    Ok((
+                        row.get::<String>(1)?.unwrap_or_default(),
+                        row.get::<String>(2)?.unwrap_or_default(),
+                        row.get::<Vec<String>>(3)?.unwrap_or_default(),
+                    ))
+                })
+                .collect::<std::result::Result<Vec<_>, pgrx::spi::Error>>()
+        })
+        .expect("trigger lookup failed");
+        let mut changed = false;
+        for (schema, name, present) in tree {
+            let qualified = quote_qualified_identifier(&schema, &name);
+            for (trigger, definition) in definitions(&qualified) {
+                if !present.iter().any(|p| p == trigger) {
+                    Spi::run(&format!(
+                        "CREATE TRIGGER {} {definition}",
+                        quote_identifier(trigger)
+                    ))
+                    .unwrap_or_else(|e| panic!("creating {trigger}: {e}"));
+                    changed = true;
+                }
+            }
         }
         changed
     })
