@@ -3,17 +3,21 @@
 #
 #   scripts/cluster.sh start NAME [postgresql.conf line ...]   initdb + start, prints the port
 #   scripts/cluster.sh stop NAME                               stop and delete it
+#   scripts/cluster.sh restart NAME                            stop and start again, data kept
 #   scripts/cluster.sh port NAME                               the port of a running cluster
 #
 # Clusters live in <cluster_root>/NAME (pgrx.toml), run as the configured user,
 # listen on loopback only with trust authentication, and are meant to be thrown away.
+# PG_BINDIR, when set, names the PostgreSQL binaries to run instead of those of
+# pgrx.toml's pg_config: the upgrade and package tests run a cluster first on a
+# private PostgreSQL tree holding an older release, then restart it on this one.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 config() { "$here/scripts/config.sh" "$@"; }
 
 major=$(config postgres default)
 pg_config=$(config pg_config "$major")
-bindir=$("$pg_config" --bindir)
+bindir=${PG_BINDIR:-$("$pg_config" --bindir)}
 root=$(config test cluster_root)
 user=$(config test user)
 host=$(config test host)
@@ -39,9 +43,17 @@ free_port() {
     return 1
 }
 
+start_server() {
+    # A server inheriting RUST_BACKTRACE would put Rust backtraces in error
+    # details (pgrx does), which no test output can pin.
+    as_user env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE \
+        "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null \
+        || { cat "$dir/server.log" >&2; exit 1; }
+}
+
 cmd=${1:-}
 name=${2:-}
-[ -n "$cmd" ] && [ -n "$name" ] || { sed -n '2,8p' "$0" >&2; exit 2; }
+[ -n "$cmd" ] && [ -n "$name" ] || { sed -n '2,9p' "$0" >&2; exit 2; }
 dir="$root/$name"
 
 case "$cmd" in
@@ -69,13 +81,14 @@ start)
         echo "log_line_prefix = '%m [%p] %d '"
         for line in "$@"; do echo "$line"; done
     } >>"$dir/data/postgresql.conf"
-    # A server inheriting RUST_BACKTRACE would put Rust backtraces in error
-    # details (pgrx does), which no test output can pin.
-    as_user env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE \
-        "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null \
-        || { cat "$dir/server.log" >&2; exit 1; }
+    start_server
     echo "$port" >"$dir/port"
     echo "$port"
+    ;;
+restart)
+    [ -f "$dir/data/postmaster.pid" ] && as_user "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
+    start_server
+    cat "$dir/port"
     ;;
 stop)
     if [ -f "$dir/data/postmaster.pid" ]; then
@@ -87,7 +100,7 @@ port)
     cat "$dir/port"
     ;;
 *)
-    sed -n '2,8p' "$0" >&2
+    sed -n '2,9p' "$0" >&2
     exit 2
     ;;
 esac

@@ -1,5 +1,11 @@
--- Installing the extension: schema, catalogs, the built-in plan.
-CREATE EXTENSION pg_tenancy;
+-- Installing the extension: schema, catalogs, the built-in plan. The upgrade suite
+-- runs these suites on a database where an old release was updated instead.
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS pg_tenancy;
+RESET client_min_messages;
+SELECT e.extversion = a.default_version AS at_default_version
+  FROM pg_extension e JOIN pg_available_extensions a ON a.name = e.extname
+ WHERE e.extname = 'pg_tenancy';
 SELECT extname, extrelocatable, n.nspname AS schema
   FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
  WHERE extname = 'pg_tenancy';
