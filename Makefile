@@ -1,9 +1,10 @@
 # pg_tenancy. Settings come from pgrx.toml (through scripts/config.sh), not from here.
 #
 #   make demo          install what is missing, build, install, run sql/demo.sql in a throwaway cluster
-#   make test          all tests: #[pg_test] units, pg_regress and isolation suites, multi-connection tests, docs examples
+#   make test          all tests: #[pg_test] units, pg_regress and isolation suites, multi-connection tests,
+#                      docs examples, upgrades from every release, the Debian package
 #
-# Other targets: setup install installcheck unit multi bench package fmt lint clean
+# Other targets: setup install installcheck upgrade unit multi bench package fmt lint clean
 
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
@@ -14,7 +15,7 @@ PG_CONFIG    := $(call config,pg_config,$(PG_MAJOR))
 CLUSTER_ROOT := $(call config,test,cluster_root)
 TEST_USER    := $(call config,test,user)
 
-.PHONY: setup install install-debug demo test unit installcheck multi bench package fmt lint clean
+.PHONY: setup install install-debug demo test unit installcheck upgrade multi bench package fmt lint clean
 
 ## setup: apt packages, cargo-pgrx (pinned), cargo pgrx init; skips what is present
 setup:
@@ -34,7 +35,7 @@ demo: setup install
 
 ## test: every kind of test; passes as root
 test: unit install-debug
-	scripts/run-suites.sh regress isolation multi docs
+	scripts/run-suites.sh releases regress isolation multi docs upgrade package
 
 ## unit: #[pg_test] and #[test] functions, in a cluster cargo-pgrx starts as $(TEST_USER)
 unit: $(CLUSTER_ROOT)
@@ -42,7 +43,11 @@ unit: $(CLUSTER_ROOT)
 
 ## installcheck: pg_regress, isolation and docs suites against the installed extension
 installcheck: install-debug
-	scripts/run-suites.sh regress isolation docs
+	scripts/run-suites.sh releases regress isolation docs
+
+## upgrade: every release updated to this version against a fresh install (docs/upgrading.md)
+upgrade: install-debug
+	scripts/run-suites.sh releases upgrade
 
 ## multi: multi-connection tests only
 multi: install-debug
@@ -52,9 +57,9 @@ multi: install-debug
 bench: install
 	scripts/bench.sh
 
-## package: an installable tree under target/release/pg_tenancy-$(PG_MAJOR)
+## package: a Debian package under target/package (apt-get install ./target/package/*.deb)
 package:
-	cargo pgrx package --pg-config $(PG_CONFIG)
+	scripts/package-deb.sh
 
 fmt:
 	cargo fmt --all
@@ -62,6 +67,7 @@ fmt:
 	cargo fmt --manifest-path bench/Cargo.toml
 
 lint:
+	scripts/check-releases.sh
 	cargo fmt --all --check
 	cargo clippy --all-targets -- -D warnings
 	for crate in tests/multi bench; do \

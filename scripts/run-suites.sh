@@ -2,12 +2,15 @@
 # Runs test suites against the installed extension in a throwaway cluster it
 # starts itself and stops on exit:
 #
-#   scripts/run-suites.sh [regress] [isolation] [multi]
+#   scripts/run-suites.sh [releases] [regress] [isolation] [multi] [docs] [upgrade] [package]
 #
+#   releases   released SQL files unchanged, versions and upgrade scripts in order
 #   regress    pg_regress golden files in tests/regress (what a psql user sees)
 #   isolation  isolationtester specs in tests/isolation (interleaved sessions)
 #   multi      Rust multi-connection tests in tests/multi (concurrency, dump/restore)
 #   docs       the ```sql examples of docs/*.md, which must run as written
+#   upgrade    every release updated to this version equals a fresh install (own clusters)
+#   package    the .deb installs into a clean PostgreSQL and runs the demo (own cluster)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 config() { "$here/scripts/config.sh" "$@"; }
@@ -20,7 +23,7 @@ host=$(config test host)
 user=$(config test user)
 cluster=suites
 
-[ $# -gt 0 ] || set -- regress isolation multi docs
+[ $# -gt 0 ] || set -- releases regress isolation multi docs upgrade package
 
 # The library is preloaded so the scheduler tests find its background worker
 # (off until tenancy.scheduler_database is set).
@@ -67,6 +70,15 @@ for suite in "$@"; do
         ;;
     docs)
         "$here/scripts/check-docs.sh" || status=1
+        ;;
+    releases)
+        "$here/scripts/check-releases.sh" || status=1
+        ;;
+    upgrade)
+        "$here/scripts/test-upgrade.sh" || status=1
+        ;;
+    package)
+        "$here/scripts/test-package.sh" || status=1
         ;;
     *)
         echo "unknown suite: $suite" >&2
