@@ -62,6 +62,44 @@ steps_after() {
     done | awk '!seen[$0]++'
 }
 
+# The columns an update from R changes on purpose (tests/upgrade/changes-V.txt
+# of every version it passes through), as a text[] literal for snapshot.sql.
+changed_columns() {
+    local v columns=()
+    for v in $(steps_after "$1"); do
+        [ -f "$here/tests/upgrade/changes-$v.txt" ] || continue
+        mapfile -t -O "${#columns[@]}" columns < <(awk '!/^#/ && NF && $2 != "+rows" { print $1 }' "$here/tests/upgrade/changes-$v.txt")
+    done
+    local IFS=,
+    echo "{${columns[*]}}"
+}
+
+# The tables an update from R adds rows to, one per line.
+growing_tables() {
+    local v
+    for v in $(steps_after "$1"); do
+        [ -f "$here/tests/upgrade/changes-$v.txt" ] || continue
+        awk '!/^#/ && NF && $2 == "+rows" { print $1 }' "$here/tests/upgrade/changes-$v.txt"
+    done
+}
+
+# Rows compared: every row of BEFORE is in AFTER unchanged, and AFTER has no
+# row BEFORE lacks, except in tables GROWING names. Prints what is wrong.
+check_rows() { # NAME BEFORE AFTER GROWING
+    local lost="$out/$1.lost" added="$out/$1.added"
+    sort "$2" >"$2.sorted"; sort "$3" >"$3.sorted"
+    comm -23 "$2.sorted" "$3.sorted" >"$lost"
+    comm -13 "$2.sorted" "$3.sorted" | awk -F'|' 'NR == FNR { grow[$0] = 1; next } !($1 in grow)' "$4" - >"$added"
+    if [ ! -s "$lost" ] && [ ! -s "$added" ]; then
+        echo "upgrade: $1 ok ($(grep -c '' "$2") rows kept)"
+    else
+        echo "upgrade: $1 DIFFERS:"
+        sed 's/^/  lost or changed: /' "$lost" | head -20
+        sed 's/^/  unexpected:      /' "$added" | head -20
+        failures=$((failures + 1))
+    fi
+}
+
 failures=0
 check() { # NAME EXPECTED-FILE ACTUAL-FILE: prints the differences, counts a failure
     if diff -U0 "$2" "$3" >"$out/$1.diff"; then
@@ -97,7 +135,8 @@ for release in "${releases[@]}"; do
     done
     psql -d "from_${r}_filled" -f "$fill" >"$out/fill-$r.out"
     psql -d postgres -c "CREATE DATABASE from_${r}_oldsql TEMPLATE from_${r}_filled"
-    psql -d "from_${r}_filled" -f "$here/tests/upgrade/snapshot.sql" >"$out/snapshot-$r.sql"
+    psql -d "from_${r}_filled" -v excluded="$(changed_columns "$release")" \
+        -f "$here/tests/upgrade/snapshot.sql" >"$out/snapshot-$r.sql"
     psql -d "from_${r}_filled" -At -f "$out/snapshot-$r.sql" >"$out/data-before-$r.txt"
     psql -d "from_${r}_filled" -f "$here/tests/upgrade/probe.sql" >"$out/probe-before-$r.txt"
     "$sys_bindir/pg_dump" -p "$port" -Fc -f "$out/dump-$r.pgdump" "from_${r}_filled"
@@ -153,9 +192,20 @@ for release in "${releases[@]}"; do
     psql -d "$empty_db" -f "$here/tests/upgrade/seed.sql" >"$out/seed-$empty_db.txt"
     check "seed-rows-of-$empty_db" "$out/seed-fresh.txt" "$out/seed-$empty_db.txt"
     psql -d "from_${r}_filled" -At -f "$out/snapshot-$r.sql" >"$out/data-after-$r.txt"
-    check "data-of-from_${r}_filled" "$out/data-before-$r.txt" "$out/data-after-$r.txt"
+    growing_tables "$release" >"$out/growing-$r.txt"
+    check_rows "data-of-from_${r}_filled" "$out/data-before-$r.txt" "$out/data-after-$r.txt" "$out/growing-$r.txt"
     psql -d "from_${r}_filled" -f "$here/tests/upgrade/probe.sql" >"$out/probe-after-$r.txt"
     check "functions-on-from_${r}_filled" "$out/probe-before-$r.txt" "$out/probe-after-$r.txt"
+    # What each version's update changes on purpose, checked on the filled database.
+    for step in $(steps_after "$release"); do
+        [ -f "$here/tests/upgrade/after-$step.sql" ] || continue
+        if psql -d "from_${r}_filled" -f "$here/tests/upgrade/after-$step.sql" >"$out/after-$step-$r.out" 2>&1; then
+            echo "upgrade: what $step changes is there on from_${r}_filled"
+        else
+            echo "upgrade: after-$step.sql FAILED on from_${r}_filled:"; tail -5 "$out/after-$step-$r.out"
+            failures=$((failures + 1))
+        fi
+    done
 
     # A dump of R restored where today's version is installed: pg_restore's CREATE
     # EXTENSION makes today's version, then the dumped configuration goes in.
@@ -167,7 +217,7 @@ for release in "${releases[@]}"; do
         not_carried='^tenancy\.(job_runs|health_streaks|quota_resources)\|'
         grep -Ev "$not_carried" "$out/data-before-$r.txt" >"$out/data-before-carried-$r.txt"
         psql -d "restored_$r" -At -f "$out/snapshot-$r.sql" | grep -Ev "$not_carried" >"$out/data-restored-$r.txt"
-        check "data-of-restored_$r" "$out/data-before-carried-$r.txt" "$out/data-restored-$r.txt"
+        check_rows "data-of-restored_$r" "$out/data-before-carried-$r.txt" "$out/data-restored-$r.txt" "$out/growing-$r.txt"
         psql -d "restored_$r" -At -c "SELECT name, period, unit FROM tenancy.quota_resources ORDER BY name" >"$out/resources-restored-$r.txt"
         psql -d "from_${r}_filled" -At -c "SELECT name, period, unit FROM tenancy.quota_resources ORDER BY name" >"$out/resources-before-$r.txt"
         check "resources-of-restored_$r" "$out/resources-before-$r.txt" "$out/resources-restored-$r.txt"

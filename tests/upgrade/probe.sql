@@ -26,4 +26,3 @@ SELECT * FROM tenancy_masked.customers ORDER BY id;
 SELECT tenancy.clear_tenant();
 SELECT tbl, action, rows_due, partitions_due FROM tenancy.retention_preview() ORDER BY tbl::text;
 SELECT check_name, status, value FROM tenancy.alerts ORDER BY id;
-SELECT check_name, warn_threshold, crit_threshold, enabled FROM tenancy.health_thresholds ORDER BY check_name;
