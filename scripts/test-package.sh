@@ -61,6 +61,9 @@ if psql -d demo -v ON_ERROR_STOP=1 -f "$here/sql/demo.sql" >"$out/demo.out" 2>&1
 else
     tail -20 "$out/demo.out"; echo "package: the demo FAILED on the installed package"; exit 1
 fi
+findings=$(psql -d demo -At -c "SELECT count(*) FROM tenancy.verify_isolation()")
+[ "$findings" = 0 ] || { psql -d demo -c "SELECT * FROM tenancy.verify_isolation()"; echo "package: the demo database breaks isolation"; exit 1; }
+echo "package: verify_isolation() finds nothing in the demo database"
 installed=$(psql -d demo -At -c "SELECT extversion FROM pg_extension WHERE extname = 'pg_tenancy'")
 [ "$installed" = "$version" ] || { echo "package: installed version is $installed, not $version"; exit 1; }
 echo "package: ok ($(basename "$deb"), pg_tenancy $installed)"

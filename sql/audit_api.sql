@@ -73,3 +73,39 @@ REVOKE EXECUTE ON FUNCTION tenancy.verify_audit(uuid) FROM PUBLIC;
 -- role could attach the audit trigger to a table of its own and forge audit
 -- rows. The extension creates its triggers as the extension owner.
 REVOKE EXECUTE ON FUNCTION tenancy._audit_statement() FROM PUBLIC;
+
+-- The log and its chains are append-only for every role, whatever it was
+-- granted (audit::guard). Every one of these tables has a statement trigger,
+-- tenancy_no_changes, for INSERT, UPDATE, DELETE and TRUNCATE (each log
+-- partition gets its own from the set's child DDL); the log's parent also has
+-- a row trigger, tenancy_append_only, which PostgreSQL clones onto every
+-- partition, even one a superuser attaches by hand. The extension's own paths
+-- pass; so does a superuser's INSERT, which is how pg_restore brings a dumped
+-- log back.
+CREATE TRIGGER tenancy_append_only BEFORE INSERT OR UPDATE OR DELETE ON tenancy.audit_log
+    FOR EACH ROW EXECUTE FUNCTION tenancy._guard_audit_tables();
+COMMENT ON TRIGGER tenancy_append_only ON tenancy.audit_log IS
+    'Refuses INSERT (but a superuser''s, as pg_restore does), UPDATE and DELETE of audit rows outside pg_tenancy''s own code (42501), on every partition.';
+CREATE TRIGGER tenancy_no_changes BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenancy.audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION tenancy._guard_audit_tables();
+CREATE TRIGGER tenancy_no_changes BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenancy.audit_chain
+    FOR EACH STATEMENT EXECUTE FUNCTION tenancy._guard_audit_tables();
+CREATE TRIGGER tenancy_no_changes BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenancy.audit_chain_heads
+    FOR EACH STATEMENT EXECUTE FUNCTION tenancy._guard_audit_tables();
+CREATE TRIGGER tenancy_no_changes BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenancy.audit_seals
+    FOR EACH STATEMENT EXECUTE FUNCTION tenancy._guard_audit_tables();
+CREATE TRIGGER tenancy_no_changes BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenancy.audit_expiry
+    FOR EACH STATEMENT EXECUTE FUNCTION tenancy._guard_audit_tables();
+COMMENT ON TRIGGER tenancy_no_changes ON tenancy.audit_log IS
+    'Refuses INSERT (but a superuser''s), UPDATE, DELETE and TRUNCATE of the audit log outside pg_tenancy''s own code (42501).';
+COMMENT ON TRIGGER tenancy_no_changes ON tenancy.audit_chain IS
+    'Only tenancy.seal_audit() and tenancy.purge_tenant() write the chain links (42501 for everything else but a superuser''s INSERT).';
+COMMENT ON TRIGGER tenancy_no_changes ON tenancy.audit_chain_heads IS
+    'Only tenancy.seal_audit() and tenancy.purge_tenant() write the chain heads (42501 for everything else but a superuser''s INSERT).';
+COMMENT ON TRIGGER tenancy_no_changes ON tenancy.audit_seals IS
+    'Only tenancy.seal_audit() records seals (42501 for everything else but a superuser''s INSERT).';
+COMMENT ON TRIGGER tenancy_no_changes ON tenancy.audit_expiry IS
+    'Only partition retention records expired audit partitions (42501 for everything else but a superuser''s INSERT).';
+COMMENT ON FUNCTION tenancy._guard_audit_tables() IS
+    'Internal: the trigger that keeps the audit log and its chains append-only for everything but pg_tenancy''s own code.';
+REVOKE EXECUTE ON FUNCTION tenancy._guard_audit_tables() FROM PUBLIC;

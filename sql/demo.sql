@@ -106,10 +106,16 @@ SELECT op, record_key, old_row, new_row, changed_cols, actor FROM tenancy.audit_
 DELETE FROM tenancy.audit_log;
 \set ON_ERROR_STOP on
 RESET ROLE;
-\echo '--- Sealing chains the rows per tenant; a superuser''s edit is caught'
+\echo '--- Sealing chains the rows per tenant; the log is append-only even for a superuser ...'
 SELECT tenancy.seal_audit() AS rows_sealed;
 SELECT t.slug, v.rows_checked, v.ok FROM tenancy.verify_audit() v JOIN tenancy.tenants t ON t.id = v.tenant_id;
+\set ON_ERROR_STOP off
 UPDATE tenancy.audit_log SET actor = 'someone else' WHERE op = 'DELETE';
+\set ON_ERROR_STOP on
+\echo '--- ... who can still switch the guards off, and whose edit is then caught'
+SET session_replication_role = replica;
+UPDATE tenancy.audit_log SET actor = 'someone else' WHERE op = 'DELETE';
+RESET session_replication_role;
 SELECT t.slug, v.rows_checked, v.ok, v.first_bad_id IS NOT NULL AS found_the_edit
   FROM tenancy.verify_audit() v JOIN tenancy.tenants t ON t.id = v.tenant_id;
 
@@ -140,6 +146,7 @@ RESET ROLE;
 SELECT tenancy.mask_email('wile.e.coyote@acme.test') AS email, tenancy.mask_phone('+1 (555) 010-7788') AS phone,
        tenancy.mask_name('Wile E. Coyote') AS name, tenancy.pseudonymize('wile.e.coyote@acme.test') AS token;
 CREATE TABLE public.customers (id int PRIMARY KEY, tenant_id uuid NOT NULL, email text, phone text, card text);
+CREATE INDEX ON public.customers (tenant_id);
 INSERT INTO public.customers VALUES
     (1, :'acme', 'wile.e.coyote@acme.test', '+1 (555) 010-7788', '4111 1111 1111 1111'),
     (2, :'globex', 'hank.scorpio@globex.test', '+1 (555) 010-0001', '5500 0000 0000 0004');
@@ -160,6 +167,38 @@ SELECT * FROM tenancy_masked.customers;
 SELECT * FROM public.customers;
 \set ON_ERROR_STOP on
 RESET ROLE;
+
+\echo
+\echo '=== Security ==='
+\echo '--- A role bound to one tenant reaches no other, by any path'
+CREATE ROLE demo_acme_user;
+GRANT SELECT ON public.projects TO demo_acme_user;
+SELECT tenancy.bind_role('demo_acme_user', ARRAY[:'acme'::uuid]);
+SET SESSION AUTHORIZATION demo_acme_user;
+\set ON_ERROR_STOP off
+SELECT tenancy.set_tenant(:'globex');
+SET tenancy.tenant_id = :'globex';
+SELECT tenancy.find_tenant('globex');
+\set ON_ERROR_STOP on
+SET tenancy.tenant_id = :'acme';
+SELECT name FROM public.projects ORDER BY name;
+RESET SESSION AUTHORIZATION;
+RESET tenancy.tenant_id;
+\echo '--- Behind a transaction-pooling pooler: session-level tenants are refused, is_local ones work'
+ALTER ROLE demo_acme_user SET tenancy.require_local_context = on;
+SET tenancy.require_local_context = on;  -- what the role setting gives its next sessions
+SET SESSION AUTHORIZATION demo_acme_user;
+\set ON_ERROR_STOP off
+SELECT tenancy.set_tenant(:'acme');
+\set ON_ERROR_STOP on
+BEGIN;
+SELECT tenancy.set_tenant(:'acme', is_local => true);
+SELECT count(*) AS acme_projects FROM public.projects;
+COMMIT;
+RESET SESSION AUTHORIZATION;
+RESET tenancy.require_local_context;
+\echo '--- What breaks isolation? Nothing here (try a view over projects without security_invoker)'
+SELECT * FROM tenancy.verify_isolation();
 
 \echo
 \echo '=== Health ==='
@@ -185,6 +224,7 @@ SELECT line FROM regexp_split_to_table(tenancy.metrics_prometheus(), E'\n') AS l
 CREATE TABLE public.messages (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, tenant_id uuid NOT NULL,
                               created_at timestamptz NOT NULL DEFAULT now(), body text);
 CREATE INDEX ON public.messages (created_at);
+CREATE INDEX ON public.messages (tenant_id);
 INSERT INTO public.messages (tenant_id, created_at, body)
 SELECT CASE WHEN g % 2 = 0 THEN :'acme'::uuid ELSE :'globex'::uuid END, now() - g * interval '1 day', 'message ' || g
   FROM generate_series(1, 120) g;

@@ -63,7 +63,8 @@ DECLARE
     kind text;
 BEGIN
     -- Most DDL touches no configured table: leave at once.
-    IF NOT EXISTS (SELECT FROM tenancy.audit_config) AND NOT EXISTS (SELECT FROM tenancy.row_quotas) THEN
+    IF NOT EXISTS (SELECT FROM tenancy.audit_config) AND NOT EXISTS (SELECT FROM tenancy.row_quotas)
+       AND NOT EXISTS (SELECT FROM tenancy.tenant_tables WHERE isolated) THEN
         RETURN;
     END IF;
     SELECT array_agg(c.objid) INTO touched
@@ -86,22 +87,108 @@ BEGIN
                         WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_trigger g
                                            WHERE g.tgrelid OPERATOR(pg_catalog.=) t.relid
                                              AND g.tgname OPERATOR(pg_catalog.=) c.trigger_name))
+        UNION ALL
+        -- Isolated tables: a partition queried by name follows its own
+        -- row-level security, so it needs the policy too (pg_restore creates
+        -- policies after attaching partitions: the parent has none yet then).
+        SELECT t.tbl, 'isolation'
+          FROM tenancy.tenant_tables t
+         WHERE t.isolated
+           AND EXISTS (SELECT FROM pg_catalog.pg_policy p
+                        WHERE p.polrelid OPERATOR(pg_catalog.=) t.tbl AND p.polname OPERATOR(pg_catalog.=) 'tenancy_isolation')
+           AND EXISTS (SELECT FROM pg_catalog.pg_partition_tree(t.tbl) r
+                        WHERE r.relid OPERATOR(pg_catalog.=) ANY (touched))
+           AND EXISTS (SELECT FROM pg_catalog.pg_partition_tree(t.tbl) r
+                        WHERE r.relid OPERATOR(pg_catalog.<>) t.tbl
+                          AND NOT EXISTS (SELECT FROM pg_catalog.pg_policy p
+                                           WHERE p.polrelid OPERATOR(pg_catalog.=) r.relid
+                                             AND p.polname OPERATOR(pg_catalog.=) 'tenancy_isolation'))
     LOOP
         IF kind = 'audit' THEN
             PERFORM tenancy._audit_cover_partitions(covered);
-        ELSE
+        ELSIF kind = 'row quota' THEN
             PERFORM tenancy._row_quota_cover_partitions(covered);
+        ELSE
+            PERFORM tenancy._isolation_cover_partitions(covered);
         END IF;
     END LOOP;
 END
 $$;
 COMMENT ON FUNCTION tenancy._cover_new_partitions() IS
-    'Internal: event trigger function that gives partitions created or attached by hand the audit and row-quota triggers of their tables.';
+    'Internal: event trigger function that gives partitions created or attached by hand the isolation, audit and row-quota triggers of their tables.';
 CREATE EVENT TRIGGER tenancy_cover_new_partitions ON ddl_command_end
     WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')
     EXECUTE FUNCTION tenancy._cover_new_partitions();
 COMMENT ON EVENT TRIGGER tenancy_cover_new_partitions IS
-    'Gives partitions created or attached by hand the audit and row-quota triggers of the tables they belong to.';
+    'Gives partitions created or attached by hand the isolation policy and the audit and row-quota triggers of the tables they belong to.';
+
+-- Catalogs name columns (a tenant column, audit exclusions, masking rules, a
+-- partition key, a retention time column), so a column renamed with ALTER
+-- TABLE ... RENAME COLUMN would leave them naming nothing: row quotas would
+-- refuse every insert and an excluded column would start being audited. After
+-- a rename, the one stored name of that table that is no longer a column is
+-- the column's old name: it becomes the new one everywhere, and row-quota
+-- triggers (whose arguments name the column) are made again.
+CREATE FUNCTION tenancy._follow_renamed_columns() RETURNS event_trigger
+LANGUAGE plpgsql
+SECURITY DEFINER  -- any table owner may rename a column; only the extension owner writes the catalogs
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    renamed record;
+    new_name name;
+    gone name;
+BEGIN
+    FOR renamed IN
+        SELECT DISTINCT c.objid AS tbl, c.objsubid AS attnum
+          FROM pg_catalog.pg_event_trigger_ddl_commands() c
+         WHERE c.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND c.objsubid > 0
+    LOOP
+        SELECT a.attname INTO new_name FROM pg_catalog.pg_attribute a
+         WHERE a.attrelid = renamed.tbl AND a.attnum = renamed.attnum AND NOT a.attisdropped;
+        CONTINUE WHEN new_name IS NULL;
+        FOR gone IN
+            SELECT DISTINCT stored.col
+              FROM (SELECT t.tenant_column AS col FROM tenancy.tenant_tables t WHERE t.tbl::pg_catalog.oid = renamed.tbl
+                    UNION ALL SELECT q.tenant_column FROM tenancy.row_quotas q WHERE q.tbl::pg_catalog.oid = renamed.tbl
+                    UNION ALL SELECT m.col FROM tenancy.masking_rules m WHERE m.tbl::pg_catalog.oid = renamed.tbl
+                    UNION ALL SELECT p.control_column FROM tenancy.partition_sets p WHERE p.parent::pg_catalog.oid = renamed.tbl
+                    UNION ALL SELECT r.time_column FROM tenancy.retention_policies r WHERE r.tbl::pg_catalog.oid = renamed.tbl
+                    UNION ALL SELECT e.col::pg_catalog.name FROM tenancy.audit_config a, pg_catalog.unnest(a.exclude_columns) AS e(col)
+                     WHERE a.tbl::pg_catalog.oid = renamed.tbl) stored
+             WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a
+                                WHERE a.attrelid = renamed.tbl AND a.attname OPERATOR(pg_catalog.=) stored.col
+                                  AND NOT a.attisdropped)
+        LOOP
+            UPDATE tenancy.tenant_tables SET tenant_column = new_name
+             WHERE tbl::pg_catalog.oid = renamed.tbl AND tenant_column OPERATOR(pg_catalog.=) gone;
+            UPDATE tenancy.masking_rules SET col = new_name
+             WHERE tbl::pg_catalog.oid = renamed.tbl AND col OPERATOR(pg_catalog.=) gone;
+            UPDATE tenancy.partition_sets SET control_column = new_name
+             WHERE parent::pg_catalog.oid = renamed.tbl AND control_column OPERATOR(pg_catalog.=) gone;
+            UPDATE tenancy.retention_policies SET time_column = new_name
+             WHERE tbl::pg_catalog.oid = renamed.tbl AND time_column OPERATOR(pg_catalog.=) gone;
+            UPDATE tenancy.audit_config SET exclude_columns = pg_catalog.array_replace(exclude_columns, gone::text, new_name::text)
+             WHERE tbl::pg_catalog.oid = renamed.tbl AND gone::text OPERATOR(pg_catalog.=) ANY (exclude_columns);
+            UPDATE tenancy.row_quotas SET tenant_column = new_name
+             WHERE tbl::pg_catalog.oid = renamed.tbl AND tenant_column OPERATOR(pg_catalog.=) gone;
+            IF FOUND THEN
+                PERFORM tenancy._row_quota_follow_rename(renamed.tbl::pg_catalog.regclass);
+            END IF;
+        END LOOP;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION tenancy._follow_renamed_columns() IS
+    'Internal: event trigger function that makes the catalogs follow a renamed column of a configured table.';
+CREATE EVENT TRIGGER tenancy_follow_renamed_columns ON ddl_command_end
+    WHEN TAG IN ('ALTER TABLE')
+    EXECUTE FUNCTION tenancy._follow_renamed_columns();
+COMMENT ON EVENT TRIGGER tenancy_follow_renamed_columns IS
+    'Keeps the column names the tenancy catalogs store (tenant columns, audit exclusions, masking rules, partition keys, retention time columns) in step with ALTER TABLE ... RENAME COLUMN.';
+COMMENT ON FUNCTION tenancy._row_quota_follow_rename(regclass) IS
+    'Internal: re-creates a row-quota table''s triggers after its tenant column was renamed.';
+REVOKE EXECUTE ON FUNCTION tenancy._row_quota_follow_rename(regclass) FROM PUBLIC;
 
 COMMENT ON FUNCTION tenancy._audit_cover_partitions(regclass) IS
     'Internal: puts the audit triggers on partitions of an audited table that lack them.';
@@ -109,4 +196,7 @@ COMMENT ON FUNCTION tenancy._row_quota_cover_partitions(regclass) IS
     'Internal: puts the row-quota triggers on partitions of a table with a row quota that lack them, and counts its rows again.';
 -- Only the event trigger (running as the extension owner) calls them.
 REVOKE EXECUTE ON FUNCTION tenancy._audit_cover_partitions(regclass) FROM PUBLIC;
+COMMENT ON FUNCTION tenancy._isolation_cover_partitions(regclass) IS
+    'Internal: gives partitions of an isolated table that lack it the table''s row-level security and policy.';
+REVOKE EXECUTE ON FUNCTION tenancy._isolation_cover_partitions(regclass) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION tenancy._row_quota_cover_partitions(regclass) FROM PUBLIC;

@@ -83,7 +83,10 @@ INSERT INTO tenancy.health_thresholds
  'Size of this database.'),
 ('monitoring_privileges', 1, NULL, false, 'boolean',
  'PostgreSQL''s documented monitoring role pg_monitor (pg_read_all_stats)',
- '1 when the caller sees every session''s state, query and waits (pg_read_all_stats, part of pg_monitor), else 0.');
+ '1 when the caller sees every session''s state, query and waits (pg_read_all_stats, part of pg_monitor), else 0.'),
+('isolation_findings', 1, NULL, true, 'findings',
+ 'pg_tenancy: any finding of tenancy.verify_isolation() (the checks of Supabase''s RLS linter, and more, inside the database)',
+ 'What tenancy.verify_isolation() finds that breaks tenant isolation: unforced or missing policies, owner-rights views, BYPASSRLS roles, TRUNCATE grants...');
 
 -- pg_restore replays dumped thresholds with COPY after CREATE EXTENSION inserted the
 -- defaults; merging keeps the edited values and lets the restore succeed.

@@ -80,3 +80,18 @@ COMMENT ON COLUMN tenancy.tenant_tables.registered_at IS 'When the table was reg
 SELECT pg_catalog.pg_extension_config_dump('tenancy.plans', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.tenants', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.tenant_tables', '');
+
+-- Roles bound to tenants (tenancy.bind_role, since 0.2.0): a bound role, and
+-- every member of it, can select only these tenants. Configuration: pg_dump
+-- carries it (roles by name).
+CREATE TABLE tenancy.role_bindings (
+    role     regrole PRIMARY KEY,
+    tenants  uuid[] NOT NULL CHECK (pg_catalog.cardinality(tenants) > 0),
+    bound_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE tenancy.role_bindings IS
+    'Roles bound to tenants (tenancy.bind_role): the role and its members can select only these tenants, by any path.';
+COMMENT ON COLUMN tenancy.role_bindings.role IS 'The bound role; its members are bound too.';
+COMMENT ON COLUMN tenancy.role_bindings.tenants IS 'The tenants it may select.';
+COMMENT ON COLUMN tenancy.role_bindings.bound_at IS 'When the binding was last set.';
+SELECT pg_catalog.pg_extension_config_dump('tenancy.role_bindings', '');

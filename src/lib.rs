@@ -30,7 +30,9 @@ pgrx::extension_sql_file!(
         "mask_catalog",
         "retention_catalog",
         audit::api::_audit_cover_partitions,
-        quota::_row_quota_cover_partitions
+        quota::_row_quota_cover_partitions,
+        quota::_row_quota_follow_rename,
+        tenant::api::_isolation_cover_partitions
     ]
 );
 
@@ -39,6 +41,7 @@ pgrx::extension_sql_file!(
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     common::clock::init();
+    common::internal_writes::init();
     tenant::init();
     partition::init();
     audit::init();

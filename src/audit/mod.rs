@@ -4,6 +4,7 @@
 mod api;
 mod capture;
 mod catalog_oids;
+mod guard;
 pub mod jsonb;
 mod plan;
 mod seal;
@@ -32,6 +33,7 @@ pgrx::extension_sql_file!(
         api::seal_audit,
         api::verify_audit,
         capture::_audit_statement,
+        guard::_guard_audit_tables,
         tenant::api::current_tenant
     ]
 );
@@ -47,21 +49,25 @@ pub fn init() {
 /// before `before` (a timestamptz literal), so `verify_audit` expires their
 /// links instead of reporting them missing.
 pub fn record_expiry(before: &str, mode: &str, partitions: Vec<String>) {
-    crate::common::privilege::as_extension_owner(|| {
+    crate::common::internal_writes::with_internal_writes(|| crate::common::privilege::as_extension_owner(|| {
         Spi::run_with_args(
             "INSERT INTO tenancy.audit_expiry (expired_before, mode, partitions) VALUES ($1::timestamptz, $2, $3)",
             &[before.into(), mode.into(), partitions.into()],
         )
-    })
+    }))
     .expect("recording expired audit partitions failed");
 }
 
 /// Makes sure `tenancy.audit_log` is a managed partition set (monthly) with a
-/// partition for now. Each child gets a BRIN index on (txid, logged_at).
+/// partition for now. Each child gets a BRIN index on (txid, logged_at) and
+/// the statement guard (statement triggers are not cloned to partitions; the
+/// parent's row guard is), see audit::guard.
 pub fn ensure_audit_log_partitions() {
     crate::partition::ensure_internal_set(
         "tenancy.audit_log",
         "logged_at",
-        "'1 month', 2, NULL, ARRAY['CREATE INDEX ON {child} USING brin (txid, logged_at)']",
+        "'1 month', 2, NULL, ARRAY['CREATE INDEX ON {child} USING brin (txid, logged_at)', \
+         'CREATE TRIGGER tenancy_no_changes BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {child} \
+          FOR EACH STATEMENT EXECUTE FUNCTION tenancy._guard_audit_tables()']",
     );
 }

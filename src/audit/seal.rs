@@ -76,142 +76,145 @@ fn system_identifier() -> i64 {
 /// Seals what is sealable; returns the number of rows added to the chains,
 /// or 0 with a NOTICE when another seal is running.
 pub fn seal() -> i64 {
-    as_extension_owner(|| {
-        let locked = Spi::get_one_with_args::<bool>(
-            "SELECT pg_catalog.pg_try_advisory_xact_lock($1, $2)",
-            &[SEAL_LOCK.0.into(), SEAL_LOCK.1.into()],
-        )
-        .expect("advisory lock failed")
-        .unwrap_or(false);
-        if !locked {
-            crate::common::error::notice("another seal_audit is in progress; nothing sealed");
-            return 0;
-        }
-        let system = system_identifier();
-        let below: i64 = Spi::get_one(
+    // The chain tables refuse every writer but the extension (audit::guard).
+    crate::common::internal_writes::with_internal_writes(|| {
+        as_extension_owner(|| {
+            let locked = Spi::get_one_with_args::<bool>(
+                "SELECT pg_catalog.pg_try_advisory_xact_lock($1, $2)",
+                &[SEAL_LOCK.0.into(), SEAL_LOCK.1.into()],
+            )
+            .expect("advisory lock failed")
+            .unwrap_or(false);
+            if !locked {
+                crate::common::error::notice("another seal_audit is in progress; nothing sealed");
+                return 0;
+            }
+            let system = system_identifier();
+            let below: i64 = Spi::get_one(
             "SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text::bigint",
         )
         .expect("snapshot xmin failed")
         .unwrap_or(0);
-        let from: i64 = Spi::get_one_with_args(
+            let from: i64 = Spi::get_one_with_args(
             "SELECT coalesce(max(below_txid), 0) FROM tenancy.audit_seals WHERE system_identifier = $1",
             &[system.into()],
         )
         .expect("reading the last seal failed")
         .unwrap_or(0);
-        let mut heads: HashMap<pgrx::Uuid, (i64, Vec<u8>)> = Spi::connect(|client| {
-            client
-                .select(
-                    "SELECT tenant_key, pos, link_hash FROM tenancy.audit_chain_heads",
-                    None,
-                    &[],
-                )?
-                .map(|row| {
-                    Ok((
-                        row.get::<pgrx::Uuid>(1)?.expect("key"),
-                        (
-                            row.get::<i64>(2)?.unwrap_or(0),
-                            row.get::<Vec<u8>>(3)?.unwrap_or_default(),
-                        ),
-                    ))
-                })
-                .collect::<Result<_, pgrx::spi::Error>>()
-        })
-        .expect("reading chain heads failed");
-        let mut sealed = 0i64;
-        let mut after: (i64, i64) = (from - 1, i64::MIN);
-        loop {
-            // Keyset pages in chain order: (txid, id).
-            let page: Vec<(
-                i64,
-                i64,
-                pgrx::Uuid,
-                pgrx::datum::TimestampWithTimeZone,
-                [u8; 32],
-            )> = Spi::connect(|client| {
-                let sql = format!(
-                    "SELECT a.txid, a.id, coalesce(a.tenant_id, $5), a.logged_at, {CONTENT_SQL}
+            let mut heads: HashMap<pgrx::Uuid, (i64, Vec<u8>)> = Spi::connect(|client| {
+                client
+                    .select(
+                        "SELECT tenant_key, pos, link_hash FROM tenancy.audit_chain_heads",
+                        None,
+                        &[],
+                    )?
+                    .map(|row| {
+                        Ok((
+                            row.get::<pgrx::Uuid>(1)?.expect("key"),
+                            (
+                                row.get::<i64>(2)?.unwrap_or(0),
+                                row.get::<Vec<u8>>(3)?.unwrap_or_default(),
+                            ),
+                        ))
+                    })
+                    .collect::<Result<_, pgrx::spi::Error>>()
+            })
+            .expect("reading chain heads failed");
+            let mut sealed = 0i64;
+            let mut after: (i64, i64) = (from - 1, i64::MIN);
+            loop {
+                // Keyset pages in chain order: (txid, id).
+                let page: Vec<(
+                    i64,
+                    i64,
+                    pgrx::Uuid,
+                    pgrx::datum::TimestampWithTimeZone,
+                    [u8; 32],
+                )> = Spi::connect(|client| {
+                    let sql = format!(
+                        "SELECT a.txid, a.id, coalesce(a.tenant_id, $5), a.logged_at, {CONTENT_SQL}
                        FROM tenancy.audit_log a
                       WHERE a.txid >= $1 AND a.txid < $2 AND (a.txid, a.id) > ($3, $4)
                         AND NOT EXISTS (SELECT 1 FROM tenancy.audit_chain c WHERE c.audit_id = a.id)
                       ORDER BY a.txid, a.id
                       LIMIT {CHUNK}"
-                );
-                client
-                    .select(
-                        sql.as_str(),
-                        None,
-                        &[
-                            from.into(),
-                            below.into(),
-                            after.0.into(),
-                            after.1.into(),
-                            pgrx::Uuid::from_bytes(NO_TENANT).into(),
-                        ],
-                    )?
-                    .map(|row| {
-                        Ok((
-                            row.get::<i64>(1)?.unwrap_or(0),
-                            row.get::<i64>(2)?.unwrap_or(0),
-                            row.get::<pgrx::Uuid>(3)?.expect("tenant key"),
-                            row.get::<pgrx::datum::TimestampWithTimeZone>(4)?
-                                .expect("logged_at"),
-                            content_hash(&read_fields(&row, 5)?),
-                        ))
-                    })
-                    .collect::<Result<_, pgrx::spi::Error>>()
-            })
-            .expect("reading rows to seal failed");
-            let Some(last) = page.last() else { break };
-            after = (last.0, last.1);
-            let mut keys = Vec::with_capacity(page.len());
-            let mut positions = Vec::with_capacity(page.len());
-            let mut ids = Vec::with_capacity(page.len());
-            let mut times = Vec::with_capacity(page.len());
-            let mut txids = Vec::with_capacity(page.len());
-            let mut links = Vec::with_capacity(page.len());
-            for (txid, id, key, logged_at, content) in &page {
-                let head = heads.entry(*key).or_insert((0, Vec::new()));
-                head.0 += 1;
-                head.1 = link(&head.1, content);
-                keys.push(*key);
-                positions.push(head.0);
-                ids.push(*id);
-                times.push(*logged_at);
-                txids.push(*txid);
-                links.push(head.1.clone());
-            }
-            let args: Vec<DatumWithOid> = vec![
-                keys.into(),
-                positions.into(),
-                ids.into(),
-                times.into(),
-                txids.into(),
-                links.into(),
-            ];
-            Spi::run_with_args(
+                    );
+                    client
+                        .select(
+                            sql.as_str(),
+                            None,
+                            &[
+                                from.into(),
+                                below.into(),
+                                after.0.into(),
+                                after.1.into(),
+                                pgrx::Uuid::from_bytes(NO_TENANT).into(),
+                            ],
+                        )?
+                        .map(|row| {
+                            Ok((
+                                row.get::<i64>(1)?.unwrap_or(0),
+                                row.get::<i64>(2)?.unwrap_or(0),
+                                row.get::<pgrx::Uuid>(3)?.expect("tenant key"),
+                                row.get::<pgrx::datum::TimestampWithTimeZone>(4)?
+                                    .expect("logged_at"),
+                                content_hash(&read_fields(&row, 5)?),
+                            ))
+                        })
+                        .collect::<Result<_, pgrx::spi::Error>>()
+                })
+                .expect("reading rows to seal failed");
+                let Some(last) = page.last() else { break };
+                after = (last.0, last.1);
+                let mut keys = Vec::with_capacity(page.len());
+                let mut positions = Vec::with_capacity(page.len());
+                let mut ids = Vec::with_capacity(page.len());
+                let mut times = Vec::with_capacity(page.len());
+                let mut txids = Vec::with_capacity(page.len());
+                let mut links = Vec::with_capacity(page.len());
+                for (txid, id, key, logged_at, content) in &page {
+                    let head = heads.entry(*key).or_insert((0, Vec::new()));
+                    head.0 += 1;
+                    head.1 = link(&head.1, content);
+                    keys.push(*key);
+                    positions.push(head.0);
+                    ids.push(*id);
+                    times.push(*logged_at);
+                    txids.push(*txid);
+                    links.push(head.1.clone());
+                }
+                let args: Vec<DatumWithOid> = vec![
+                    keys.into(),
+                    positions.into(),
+                    ids.into(),
+                    times.into(),
+                    txids.into(),
+                    links.into(),
+                ];
+                Spi::run_with_args(
                 "INSERT INTO tenancy.audit_chain (tenant_key, pos, audit_id, logged_at, txid, link_hash)
                  SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::timestamptz[], $5::bigint[], $6::bytea[])",
                 &args,
             )
             .expect("writing chain links failed");
-            sealed += page.len() as i64;
-        }
-        let (keys, rest): (Vec<pgrx::Uuid>, Vec<(i64, Vec<u8>)>) = heads.into_iter().unzip();
-        let (positions, links): (Vec<i64>, Vec<Vec<u8>>) = rest.into_iter().unzip();
-        Spi::run_with_args(
+                sealed += page.len() as i64;
+            }
+            let (keys, rest): (Vec<pgrx::Uuid>, Vec<(i64, Vec<u8>)>) = heads.into_iter().unzip();
+            let (positions, links): (Vec<i64>, Vec<Vec<u8>>) = rest.into_iter().unzip();
+            Spi::run_with_args(
             "INSERT INTO tenancy.audit_chain_heads (tenant_key, pos, link_hash)
              SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::bytea[])
              ON CONFLICT (tenant_key) DO UPDATE SET pos = EXCLUDED.pos, link_hash = EXCLUDED.link_hash",
             &[keys.into(), positions.into(), links.into()],
         )
         .expect("writing chain heads failed");
-        Spi::run_with_args(
+            Spi::run_with_args(
             "INSERT INTO tenancy.audit_seals (system_identifier, below_txid, rows_sealed) VALUES ($1, $2, $3)",
             &[system.into(), below.into(), sealed.into()],
         )
         .expect("recording the seal failed");
-        sealed
+            sealed
+        })
     })
 }
 

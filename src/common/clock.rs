@@ -14,6 +14,9 @@ use std::ffi::CString;
 /// Microseconds between 1970-01-01 (Unix epoch) and 2000-01-01 (PostgreSQL's).
 pub const POSTGRES_EPOCH_OFFSET_MICROS: i64 = 946_684_800_000_000;
 
+/// About 98,000 years from 1970 in microseconds: the farthest `now_override` goes.
+const LATEST_OVERRIDE_MICROS: i64 = 98_000 * 365 * 86_400 * 1_000_000;
+
 static NOW_OVERRIDE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
 pub fn init() {
@@ -34,10 +37,12 @@ pub fn timestamptz(micros: i64) -> pgrx::datum::TimestampWithTimeZone {
         .expect("timestamp within PostgreSQL's range")
 }
 
-/// Microseconds since the Unix epoch of a timestamptz.
+/// Microseconds since the Unix epoch of a timestamptz. The last ~30 years
+/// PostgreSQL can represent (past 292277 AD) do not fit: they saturate, as
+/// do the infinities.
 pub fn micros_of(value: pgrx::datum::TimestampWithTimeZone) -> i64 {
     let postgres_micros: i64 = value.into();
-    postgres_micros + POSTGRES_EPOCH_OFFSET_MICROS
+    postgres_micros.saturating_add(POSTGRES_EPOCH_OFFSET_MICROS)
 }
 
 /// The current time in microseconds since the Unix epoch, UTC.
@@ -59,7 +64,19 @@ pub fn now_micros() -> i64 {
                 )
             }
             .expect("timestamptz_in returned NULL");
-            micros_of(value)
+            let micros = micros_of(value);
+            // Periods, partition bounds and cut-offs are computed from "now"
+            // with room to spare; an override near the ends of time (or
+            // infinity) would leave none.
+            if !(-LATEST_OVERRIDE_MICROS..LATEST_OVERRIDE_MICROS).contains(&micros) {
+                crate::common::error::datetime_out_of_range(format!(
+                    "tenancy.now_override \"{}\" is too far from today for pg_tenancy's clock",
+                    text.to_string_lossy()
+                ))
+                .set_hint("Use a time between 100000 BC and 100000 AD (tests and rehearsals need no more).")
+                .report(PgLogLevel::ERROR);
+            }
+            micros
         }
         None => {
             // SAFETY: reads the current transaction's start timestamp.

@@ -78,6 +78,18 @@ pub fn quota_exceeded(message: impl Into<String>) -> ErrorReport {
     )
 }
 
+/// 22008: a date or time outside what the operation can handle.
+#[track_caller]
+pub fn datetime_out_of_range(message: impl Into<String>) -> ErrorReport {
+    report(PgSqlErrorCode::ERRCODE_DATETIME_FIELD_OVERFLOW, message)
+}
+
+/// 54000: a result would exceed what PostgreSQL can hold (a text value's 1 GB).
+#[track_caller]
+pub fn program_limit_exceeded(message: impl Into<String>) -> ErrorReport {
+    report(PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED, message)
+}
+
 /// 23505: the object the caller wants to create already exists.
 #[track_caller]
 pub fn unique_violation(message: impl Into<String>) -> ErrorReport {

@@ -3,6 +3,7 @@
 
 pub mod clock;
 pub mod error;
+pub mod internal_writes;
 pub mod privilege;
 pub mod relation;
 pub mod settings;

@@ -11,58 +11,78 @@ use pgrx::datum::Datum;
 use pgrx::prelude::*;
 use std::ffi::CStr;
 
-/// A `regclass` argument or result: a relation's OID, not yet opened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct RegClass(pub pg_sys::Oid);
+/// An OID-alias SQL type (`regclass`, `regrole`) as a newtype over the OID,
+/// read and returned by value, never looked up on the way in.
+macro_rules! oid_alias {
+    ($(#[$doc:meta])* $name:ident, $sql:literal, $type_oid:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub struct $name(pub pg_sys::Oid);
 
-impl RegClass {
-    pub fn oid(self) -> pg_sys::Oid {
-        self.0
-    }
-}
-
-impl FromDatum for RegClass {
-    unsafe fn from_polymorphic_datum(
-        datum: pg_sys::Datum,
-        is_null: bool,
-        _typoid: pg_sys::Oid,
-    ) -> Option<Self> {
-        if is_null {
-            None
-        } else {
-            // SAFETY: a regclass datum is an OID passed by value.
-            unsafe { pg_sys::Oid::from_datum(datum, false) }.map(RegClass)
+        impl $name {
+            pub fn oid(self) -> pg_sys::Oid {
+                self.0
+            }
         }
-    }
+
+        impl FromDatum for $name {
+            unsafe fn from_polymorphic_datum(
+                datum: pg_sys::Datum,
+                is_null: bool,
+                _typoid: pg_sys::Oid,
+            ) -> Option<Self> {
+                if is_null {
+                    None
+                } else {
+                    // SAFETY: an OID-alias datum is an OID passed by value.
+                    unsafe { pg_sys::Oid::from_datum(datum, false) }.map($name)
+                }
+            }
+        }
+
+        impl IntoDatum for $name {
+            fn into_datum(self) -> Option<pg_sys::Datum> {
+                Some(self.0.into())
+            }
+
+            fn type_oid() -> pg_sys::Oid {
+                $type_oid
+            }
+        }
+
+        unsafe impl<'fcx> ArgAbi<'fcx> for $name {
+            unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
+                let index = arg.index();
+                // SAFETY: the SQL signature declares this argument with this type.
+                unsafe { arg.unbox_arg_using_from_datum() }
+                    .unwrap_or_else(|| panic!("argument {index} must not be null"))
+            }
+        }
+
+        unsafe impl BoxRet for $name {
+            unsafe fn box_into<'fcx>(self, fcinfo: &mut FcInfo<'fcx>) -> Datum<'fcx> {
+                // SAFETY: an OID is a by-value datum.
+                unsafe { fcinfo.return_raw_datum(self.0.into()) }
+            }
+        }
+
+        pgrx::impl_sql_translatable!($name, $sql);
+    };
 }
 
-impl IntoDatum for RegClass {
-    fn into_datum(self) -> Option<pg_sys::Datum> {
-        Some(self.0.into())
-    }
+oid_alias!(
+    /// A `regclass` argument or result: a relation's OID, not yet opened.
+    RegClass,
+    "regclass",
+    pg_sys::REGCLASSOID
+);
 
-    fn type_oid() -> pg_sys::Oid {
-        pg_sys::REGCLASSOID
-    }
-}
-
-unsafe impl<'fcx> ArgAbi<'fcx> for RegClass {
-    unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
-        let index = arg.index();
-        // SAFETY: the SQL signature declares this argument as regclass.
-        unsafe { arg.unbox_arg_using_from_datum() }
-            .unwrap_or_else(|| panic!("argument {index} must not be null"))
-    }
-}
-
-unsafe impl BoxRet for RegClass {
-    unsafe fn box_into<'fcx>(self, fcinfo: &mut FcInfo<'fcx>) -> Datum<'fcx> {
-        // SAFETY: an OID is a by-value datum.
-        unsafe { fcinfo.return_raw_datum(self.0.into()) }
-    }
-}
-
-pgrx::impl_sql_translatable!(RegClass, "regclass");
+oid_alias!(
+    /// A `regrole` argument or result: a role's OID.
+    RegRole,
+    "regrole",
+    pg_sys::REGROLEOID
+);
 
 /// A `name` argument (an identifier such as a column name), as Rust text.
 #[derive(Debug, Clone, PartialEq, Eq)]

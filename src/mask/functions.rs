@@ -127,18 +127,27 @@ pub fn mask_name(value: &str, out: &mut String) {
     }
 }
 
-/// Keeps `keep_start` characters at the start and `keep_end` at the end and
-/// replaces every other character with `fill`. A value those kept parts would
-/// reveal entirely is filled completely. Negative counts keep nothing.
-pub fn mask_partial(value: &str, keep_start: i32, keep_end: i32, fill: &str, out: &mut String) {
-    let length = value.chars().count();
+/// How many of a value's `length` characters `mask_partial` keeps at the start
+/// and at the end. A value those kept parts would reveal entirely is filled
+/// completely; negative counts keep nothing.
+pub fn kept_counts(length: usize, keep_start: i32, keep_end: i32) -> (usize, usize) {
     let keep_start = keep_start.max(0) as usize;
     let keep_end = keep_end.max(0) as usize;
-    let (keep_start, keep_end) = if keep_start + keep_end >= length {
+    if keep_start.saturating_add(keep_end) >= length {
         (0, 0)
     } else {
         (keep_start, keep_end)
-    };
+    }
+}
+
+/// Keeps `keep_start` characters at the start and `keep_end` at the end and
+/// replaces every other character with `fill` (see [`kept_counts`]). The
+/// reference the SQL function's writer (which builds its result in place,
+/// sql_functions.rs) is tested against.
+#[cfg(any(test, feature = "pg_test"))]
+pub fn mask_partial(value: &str, keep_start: i32, keep_end: i32, fill: &str, out: &mut String) {
+    let length = value.chars().count();
+    let (keep_start, keep_end) = kept_counts(length, keep_start, keep_end);
     for (index, c) in value.chars().enumerate() {
         if index < keep_start || index >= length - keep_end {
             out.push(c);
@@ -146,6 +155,25 @@ pub fn mask_partial(value: &str, keep_start: i32, keep_end: i32, fill: &str, out
             out.push_str(fill);
         }
     }
+}
+
+/// The parts of `mask_partial`'s result for a value of `units` characters whose
+/// kept start is `head_bytes` long and kept end `tail_bytes`: how many times
+/// `fill` repeats, and the result's length in bytes. None when that length
+/// does not fit in `usize` at all.
+pub fn partial_size(
+    units: usize,
+    (keep_start, keep_end): (usize, usize),
+    head_bytes: usize,
+    tail_bytes: usize,
+    fill_bytes: usize,
+) -> Option<(usize, usize)> {
+    let repeats = units - keep_start - keep_end;
+    let size = repeats
+        .checked_mul(fill_bytes)?
+        .checked_add(head_bytes)?
+        .checked_add(tail_bytes)?;
+    Some((repeats, size))
 }
 
 /// The network an address belongs to: IPv4 keeps its first 24 bits, IPv6 its
@@ -184,19 +212,28 @@ pub fn mask_ip(value: &str) -> Option<String> {
 /// The replacement of `redact`.
 pub const REDACTED: &str = "[REDACTED]";
 
-/// A timestamp (microseconds since 1970-01-01 UTC) truncated in UTC to the
-/// start of its day, month or year.
-pub fn generalize(micros: i64, precision: super::rules::Precision) -> i64 {
+/// A timestamp (PostgreSQL's microseconds since 2000-01-01 UTC) truncated in
+/// UTC to the start of its day, month or year, computed in days so that no
+/// value PostgreSQL holds overflows (the Unix microseconds of its last years
+/// do not fit in 64 bits).
+pub fn generalize_postgres(stored: i64, precision: super::rules::Precision) -> i64 {
+    use crate::partition::bounds::MICROS_PER_DAY;
+    const POSTGRES_EPOCH_DAYS: i64 = 10_957; // 1970-01-01 to 2000-01-01
+    let unix_day = stored.div_euclid(MICROS_PER_DAY) + POSTGRES_EPOCH_DAYS;
+    // The start is never later than the value, so its microseconds fit.
+    (start_day(unix_day, precision) - POSTGRES_EPOCH_DAYS) * MICROS_PER_DAY
+}
+
+/// The first day (since 1970-01-01) of the day, month or year holding `days`.
+fn start_day(days: i64, precision: super::rules::Precision) -> i64 {
     use super::rules::Precision;
-    use crate::partition::bounds::{civil_from_days, days_from_civil, MICROS_PER_DAY};
-    let days = micros.div_euclid(MICROS_PER_DAY);
+    use crate::partition::bounds::{civil_from_days, days_from_civil};
     let (year, month, day) = civil_from_days(days);
-    let start = match precision {
+    match precision {
         Precision::Day => days_from_civil(year, month, day),
         Precision::Month => days_from_civil(year, month, 1),
         Precision::Year => days_from_civil(year, 1, 1),
-    };
-    start * MICROS_PER_DAY
+    }
 }
 
 #[cfg(test)]
@@ -264,21 +301,43 @@ mod unit_tests {
         assert_eq!(p("ñandú", 1, 0, "·"), "ñ····");
         assert_eq!(p("", 1, 1, "*"), "");
         assert_eq!(p("abc", 0, 0, ""), "");
+        assert_eq!(p("abcdef", i32::MAX, i32::MAX, "*"), "******");
+    }
+
+    #[test]
+    fn partial_sizes() {
+        assert_eq!(kept_counts(16, 4, 4), (4, 4));
+        assert_eq!(kept_counts(8, 4, 4), (0, 0));
+        assert_eq!(kept_counts(8, i32::MAX, 1), (0, 0));
+        assert_eq!(kept_counts(8, -3, 2), (0, 2));
+        // 8 repeats of a 3-byte fill plus 4 + 4 kept bytes.
+        assert_eq!(partial_size(16, (4, 4), 4, 4, 3), Some((8, 32)));
+        assert_eq!(partial_size(usize::MAX, (0, 0), 0, 0, 2), None);
     }
 
     #[test]
     fn dates_generalize_in_utc() {
         use super::super::rules::Precision;
         use crate::partition::bounds::{days_from_civil, MICROS_PER_DAY};
-        let at = |y, m, d| days_from_civil(y, m, d) * MICROS_PER_DAY;
+        // PostgreSQL's microseconds since 2000-01-01.
+        let at = |y, m, d| (days_from_civil(y, m, d) - 10_957) * MICROS_PER_DAY;
         let t = at(2024, 2, 29) + 13 * 3_600_000_000 + 5;
-        assert_eq!(generalize(t, Precision::Day), at(2024, 2, 29));
-        assert_eq!(generalize(t, Precision::Month), at(2024, 2, 1));
-        assert_eq!(generalize(t, Precision::Year), at(2024, 1, 1));
+        assert_eq!(generalize_postgres(t, Precision::Day), at(2024, 2, 29));
+        assert_eq!(generalize_postgres(t, Precision::Month), at(2024, 2, 1));
+        assert_eq!(generalize_postgres(t, Precision::Year), at(2024, 1, 1));
         assert_eq!(
-            generalize(at(1969, 12, 31) + 1, Precision::Year),
+            generalize_postgres(at(1969, 12, 31) + 1, Precision::Year),
             at(1969, 1, 1)
         );
+        // The last microsecond PostgreSQL represents (294276-12-31 23:59:59.999999)
+        // and its first, without overflowing.
+        let last = 9_223_371_331_199_999_999;
+        assert_eq!(
+            generalize_postgres(last, Precision::Year),
+            at(294_276, 1, 1)
+        );
+        let first = -211_813_488_000_000_000;
+        assert_eq!(generalize_postgres(first, Precision::Day), first);
     }
 
     #[test]

@@ -93,6 +93,20 @@ pub fn token(hmac: &Hmac, value: &[u8], out: &mut String) {
     out.push_str(std::str::from_utf8(&text).expect("hex digits are ASCII"));
 }
 
+/// 55000 when the key row is gone (a superuser deleted it, or restored a
+/// dump without it): there is nothing to sign with, and guessing a key would
+/// silently change every token.
+fn missing_key() -> ! {
+    crate::common::error::not_in_prerequisite_state("tenancy.masking_key holds no key")
+        .set_detail("tenancy.pseudonymize() and the pseudonymize masking rule need the key CREATE EXTENSION generated.")
+        .set_hint(
+            "Restore the row from a dump to keep existing tokens, or generate a new key (every token changes): \
+             INSERT INTO tenancy.masking_key (key) SELECT decode(replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''), 'hex');",
+        )
+        .report(PgLogLevel::ERROR);
+    unreachable!("an ERROR does not return")
+}
+
 thread_local! {
     static CACHED: RefCell<Option<Hmac>> = const { RefCell::new(None) };
     static KEY_TABLE: Cell<pg_sys::Oid> = const { Cell::new(pg_sys::InvalidOid) };
@@ -102,12 +116,12 @@ thread_local! {
 pub fn with_hmac<R>(work: impl FnOnce(&Hmac) -> R) -> R {
     if CACHED.with(|c| c.borrow().is_none()) {
         let key: Vec<u8> = as_extension_owner_qualified(|| {
-            Spi::get_one::<Vec<u8>>(
+            crate::common::sql::select_value::<Vec<u8>>(
                 "SELECT key FROM tenancy.masking_key WHERE id OPERATOR(pg_catalog.=) 1",
+                &[],
             )
         })
-        .expect("reading the masking key failed")
-        .unwrap_or_else(|| pgrx::error!("tenancy.masking_key is empty; reinstall pg_tenancy"));
+        .unwrap_or_else(|| missing_key());
         // SAFETY: catalog lookups inside a transaction.
         let oid = unsafe {
             let namespace = pg_sys::get_namespace_oid(c"tenancy".as_ptr(), false);

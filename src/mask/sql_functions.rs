@@ -11,7 +11,6 @@
 use super::functions::{self, REDACTED};
 use super::key;
 use super::rules::Precision;
-use crate::common::clock::POSTGRES_EPOCH_OFFSET_MICROS;
 use crate::common::error::{self, Result};
 use crate::common::varlena::{detoast_packed, vardata_any};
 use pgrx::pg_sys;
@@ -23,6 +22,14 @@ use std::sync::atomic::{AtomicU8, Ordering};
 /// thread, and an ERROR raised by palloc while it is in use must leave no
 /// borrow flag behind.
 static mut OUT: String = String::new();
+
+/// OUT keeps its capacity between calls, but not beyond this: one huge value
+/// must not pin its size in the backend's heap for the rest of the session.
+const OUT_KEPT_CAPACITY: usize = 64 * 1024;
+
+/// The most bytes a text value can hold: PostgreSQL's MaxAllocSize
+/// (0x3fffffff, the same in every supported major) less the varlena header.
+pub const MAX_TEXT_BYTES: usize = 0x3fff_ffff - pg_sys::VARHDRSZ;
 
 // PostgreSQL's allocator, called without pgrx's guard: each guarded call
 // saves the signal mask (a sigsetjmp) per row. palloc raises an ERROR only
@@ -68,16 +75,40 @@ unsafe fn int_argument(fcinfo: pg_sys::FunctionCallInfo, index: usize) -> i32 {
     unsafe { (*fcinfo).args.as_slice(index + 1)[index].value.value() as i32 }
 }
 
+/// A new text varlena of `size` data bytes in the current memory context,
+/// and its data area to fill. `size` must be at most [`MAX_TEXT_BYTES`], so
+/// palloc can fail only when memory runs out.
+fn new_text(size: usize) -> (pg_sys::Datum, &'static mut [u8]) {
+    debug_assert!(size <= MAX_TEXT_BYTES);
+    let header = pg_sys::VARHDRSZ;
+    // SAFETY: a fresh palloc'd varlena of exactly the size it declares; the
+    // data slice covers its payload and lives as long as the memory context.
+    unsafe {
+        let text = palloc_unguarded(header + size).cast::<u8>();
+        pgrx::set_varsize_4b(text.cast(), (header + size) as i32);
+        let data = std::slice::from_raw_parts_mut(text.add(header), size);
+        (pg_sys::Datum::from(text), data)
+    }
+}
+
 /// A text datum holding `bytes`, in the current memory context.
 fn text_datum(bytes: &[u8]) -> pg_sys::Datum {
-    let header = pg_sys::VARHDRSZ;
-    // SAFETY: a fresh palloc'd varlena of exactly the size it declares.
-    unsafe {
-        let text = palloc_unguarded(header + bytes.len()).cast::<u8>();
-        std::ptr::copy_nonoverlapping(bytes.as_ptr(), text.add(header), bytes.len());
-        pgrx::set_varsize_4b(text.cast(), (header + bytes.len()) as i32);
-        pg_sys::Datum::from(text)
+    if bytes.len() > MAX_TEXT_BYTES {
+        too_long(bytes.len());
     }
+    let (datum, data) = new_text(bytes.len());
+    data.copy_from_slice(bytes);
+    datum
+}
+
+/// 54000, as PostgreSQL's own repeat() raises for a result it cannot hold.
+fn too_long(size: usize) -> ! {
+    error::program_limit_exceeded(format!(
+        "the masked value would be {size} bytes, more than a text value can hold ({MAX_TEXT_BYTES})"
+    ))
+    .set_hint("Use a shorter fill.")
+    .report(PgLogLevel::ERROR);
+    unreachable!("an ERROR does not return")
 }
 
 /// Runs a masking function on text bytes. PostgreSQL guarantees text in a
@@ -91,15 +122,20 @@ fn mask_text(input: &[u8], mask: impl Fn(&str, &mut String)) -> pg_sys::Datum {
     #[allow(clippy::deref_addrof)]
     let out = unsafe { &mut *(&raw mut OUT) };
     out.clear();
-    if database_is_utf8() {
+    let datum = if database_is_utf8() {
         // SAFETY: validated by PostgreSQL on input (see above).
         mask(unsafe { std::str::from_utf8_unchecked(input) }, out);
-        return text_datum(out.as_bytes());
+        text_datum(out.as_bytes())
+    } else {
+        let text: String = input.iter().map(|b| char::from(*b)).collect();
+        mask(&text, out);
+        let bytes: Vec<u8> = out.chars().map(|c| c as u32 as u8).collect();
+        text_datum(&bytes)
+    };
+    if out.capacity() > OUT_KEPT_CAPACITY {
+        *out = String::new();
     }
-    let text: String = input.iter().map(|b| char::from(*b)).collect();
-    mask(&text, out);
-    let bytes: Vec<u8> = out.chars().map(|c| c as u32 as u8).collect();
-    text_datum(&bytes)
+    datum
 }
 
 /// Defines a V1 C function `name` taking one text argument; the SQL
@@ -165,14 +201,73 @@ pub unsafe extern "C-unwind" fn tenancy_mask_partial(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
     // SAFETY: four non-NULL arguments (text, int4, int4, text), STRICT.
-    unsafe {
-        let keep_start = int_argument(fcinfo, 1);
-        let keep_end = int_argument(fcinfo, 2);
-        let fill = String::from_utf8_lossy(text_argument(fcinfo, 3)).into_owned();
-        mask_text(text_argument(fcinfo, 0), |value, out| {
-            functions::mask_partial(value, keep_start, keep_end, &fill, out)
-        })
+    let (value, keep_start, keep_end, fill) = unsafe {
+        (
+            text_argument(fcinfo, 0),
+            int_argument(fcinfo, 1),
+            int_argument(fcinfo, 2),
+            text_argument(fcinfo, 3),
+        )
+    };
+    mask_partial_datum(value, keep_start, keep_end, fill, database_is_utf8())
+}
+
+/// `mask_partial` written straight into its result: the size is known before
+/// anything is allocated, so a fill that would make the result larger than a
+/// text value can be (value length times fill length) is a clean 54000, and
+/// no copy of a large result ever sits in the Rust heap. Characters are UTF-8
+/// sequences in a UTF-8 database and bytes in a single-byte encoding; `fill`
+/// is copied as it is, already in the database encoding.
+fn mask_partial_datum(
+    value: &[u8],
+    keep_start: i32,
+    keep_end: i32,
+    fill: &[u8],
+    utf8: bool,
+) -> pg_sys::Datum {
+    // Byte offset of every character start (only the two cut points matter).
+    let char_offset = |nth: usize| -> usize {
+        if utf8 {
+            // SAFETY: text in a UTF-8 database is valid UTF-8 (PostgreSQL checks input).
+            let text = unsafe { std::str::from_utf8_unchecked(value) };
+            text.char_indices()
+                .nth(nth)
+                .map_or(value.len(), |(offset, _)| offset)
+        } else {
+            nth
+        }
+    };
+    let units = if utf8 {
+        // SAFETY: as above.
+        unsafe { std::str::from_utf8_unchecked(value) }
+            .chars()
+            .count()
+    } else {
+        value.len()
+    };
+    let kept = functions::kept_counts(units, keep_start, keep_end);
+    let head = char_offset(kept.0);
+    let tail_start = char_offset(units - kept.1);
+    let tail = value.len() - tail_start;
+    let (repeats, size) = functions::partial_size(units, kept, head, tail, fill.len())
+        .filter(|(_, size)| *size <= MAX_TEXT_BYTES)
+        .unwrap_or_else(|| {
+            let repeats = units - kept.0 - kept.1;
+            too_long(
+                repeats
+                    .saturating_mul(fill.len())
+                    .saturating_add(head + tail),
+            )
+        });
+    let (datum, data) = new_text(size);
+    data[..head].copy_from_slice(&value[..head]);
+    let mut at = head;
+    for _ in 0..repeats {
+        data[at..at + fill.len()].copy_from_slice(fill);
+        at += fill.len();
     }
+    data[at..].copy_from_slice(&value[tail_start..]);
+    datum
 }
 
 /// The address's network: IPv4 keeps /24, IPv6 keeps /48, host bits zero.
@@ -187,6 +282,10 @@ fn redact(value: &str) -> &'static str {
     let _ = value;
     REDACTED
 }
+
+/// The earliest timestamp PostgreSQL represents, 4714-11-24 00:00 BC UTC, in
+/// its microseconds since 2000-01-01 (MIN_TIMESTAMP in datatype/timestamp.h).
+const MIN_TIMESTAMP: i64 = -211_813_488_000_000_000;
 
 /// The time truncated to its `day`, `month` or `year`, in UTC (so the result
 /// does not depend on the session's TimeZone).
@@ -203,7 +302,9 @@ fn generalize_date(
     if stored == i64::MIN || stored == i64::MAX {
         return Ok(value);
     }
-    let truncated = functions::generalize(stored + POSTGRES_EPOCH_OFFSET_MICROS, precision)
-        - POSTGRES_EPOCH_OFFSET_MICROS;
+    // The start of a year or month in 4714 BC can lie before the first instant
+    // PostgreSQL represents (4714-11-24 BC): the result is then that instant,
+    // still in the same year, rather than an error in the middle of a scan.
+    let truncated = functions::generalize_postgres(stored, precision).max(MIN_TIMESTAMP);
     Ok(pgrx::datum::TimestampWithTimeZone::try_from(truncated).expect("within range"))
 }

@@ -1,7 +1,7 @@
 //! SQL API for "Partitions" (DESIGN.md): register a range-partitioned table,
 //! maintain it, look at it, stop managing it.
 
-use super::bounds::{self, ControlKind};
+use super::bounds::{self, ControlKind, MAX_PREMAKE};
 use super::catalog::{self, RetentionMode};
 use super::maintenance;
 use crate::common::clock;
@@ -71,10 +71,11 @@ fn create_partitioned(
                 "Use a positive integer width, such as '100000'."
             })
         })?;
-    if premake < 1 {
+    if !(1..=MAX_PREMAKE).contains(&premake) {
         return Err(error::invalid_parameter(format!(
-            "premake must be at least 1, not {premake}"
-        )));
+            "premake must be from 1 to {MAX_PREMAKE}, not {premake}"
+        ))
+        .set_hint("premake counts the children made ahead of the current one."));
     }
     if RetentionMode::parse(retention_mode).is_none() {
         return Err(error::invalid_parameter(format!(

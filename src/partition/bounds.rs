@@ -56,6 +56,17 @@ impl Range {
     }
 }
 
+/// The longest step of a time partition set: a century (longer ones would
+/// carry bounds past what 64-bit microseconds hold after a few premakes).
+const MAX_STEP_MONTHS: i32 = 1200;
+
+/// The most children a set premakes ahead of the current one.
+pub const MAX_PREMAKE: i32 = 1000;
+
+/// The widest step of an integer partition set (2^53: bounds stay exact in a
+/// double, and a thousand premade children fit in a bigint).
+pub const MAX_WIDTH: i64 = 1 << 53;
+
 impl Step {
     /// A time step from an interval's parts (as PostgreSQL stores an interval).
     pub fn from_interval(
@@ -73,9 +84,15 @@ impl Step {
                     "mix of months and days/time: use whole months or a fixed length".into(),
                 );
             }
+            if months > MAX_STEP_MONTHS {
+                return Err("the interval must be at most 100 years".into());
+            }
             Step::Months(months)
         } else {
             let length = (days as i64) * MICROS_PER_DAY + micros;
+            if length > MAX_STEP_MONTHS as i64 / 12 * 366 * MICROS_PER_DAY {
+                return Err("the interval must be at most 100 years".into());
+            }
             if length < MICROS_PER_SECOND {
                 return Err("the interval must be at least 1 second".into());
             }
@@ -97,6 +114,7 @@ impl Step {
     /// An integer width from its text (`'100000'`).
     pub fn from_width(text: &str) -> Result<Step, String> {
         match text.trim().parse::<i64>() {
+            Ok(width) if width > MAX_WIDTH => Err(format!("the width must be at most {MAX_WIDTH}")),
             Ok(width) if width > 0 => Ok(Step::Width(width)),
             Ok(_) => Err("the width must be a positive integer".into()),
             Err(_) => {
@@ -126,19 +144,21 @@ impl Step {
         }
     }
 
-    /// The range of bucket `bucket`.
+    /// The range of bucket `bucket`. Ranges at the ends of the 64-bit range
+    /// are cut at its ends (saturating), not wrapped: PostgreSQL refuses
+    /// bounds beyond what its types hold with a clean error.
     pub fn bucket_range(self, bucket: i64) -> Range {
         match self {
             Step::Micros(length) => {
-                let from = bucket * length + self.anchor();
+                let from = bucket.saturating_mul(length).saturating_add(self.anchor());
                 Range {
                     from,
-                    to: from + length,
+                    to: from.saturating_add(length),
                 }
             }
             Step::Width(width) => Range {
-                from: bucket * width,
-                to: (bucket + 1) * width,
+                from: bucket.saturating_mul(width),
+                to: bucket.saturating_add(1).saturating_mul(width),
             },
             Step::Months(count) => Range {
                 from: month_start(bucket * count as i64),

@@ -233,7 +233,8 @@ pub fn load_sets(only: Option<pg_sys::Oid>, now: i64) -> Vec<SetRow> {
                         column: row.get(5)?.unwrap_or_default(),
                         column_type: row.get(6)?,
                         part_interval: row.get(7)?.unwrap_or_default(),
-                        premake: row.get(8)?.unwrap_or(1),
+                        // A premake set by hand beyond the API's limit is held to it.
+                        premake: row.get::<i32>(8)?.unwrap_or(1).clamp(1, super::bounds::MAX_PREMAKE),
                         retention: row.get(9)?.unwrap_or(false),
                         retention_cutoff: row.get(10)?,
                         retention_mode: row.get(11)?.unwrap_or_default(),

@@ -184,8 +184,38 @@ fn child_triggers(set: &PartitionSet, qualified: &str) -> Vec<String> {
 /// table owner; then its triggers.
 fn give_child_extras(set: &PartitionSet, qualified: &str, mut statements: Vec<String>) {
     statements.extend(child_extras(set, qualified));
-    run(&statements.join(";\n"));
-    crate::common::triggers::create_for_partition(&child_triggers(set, qualified));
+    while_creating_child(|| {
+        run(&statements.join(";\n"));
+        crate::common::triggers::create_for_partition(&child_triggers(set, qualified));
+    });
+}
+
+/// Runs `work` (DDL that creates or attaches a child and gives it its
+/// parent's extras) with [`creating_child`] true.
+fn while_creating_child<R>(work: impl FnOnce() -> R) -> R {
+    CREATING_CHILD.set(CREATING_CHILD.get() + 1);
+    let _creating = CreatingChild;
+    work()
+}
+
+thread_local! {
+    static CREATING_CHILD: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Ends the region in which [`creating_child`] is true, also on an error.
+struct CreatingChild;
+
+impl Drop for CreatingChild {
+    fn drop(&mut self) {
+        CREATING_CHILD.set(CREATING_CHILD.get().saturating_sub(1));
+    }
+}
+
+/// Whether the partition manager is creating a child right now: it gives the
+/// child its parent's policies itself, so the event trigger that covers
+/// partitions made by hand (tenancy_cover_new_partitions) has nothing to add.
+pub fn creating_child() -> bool {
+    CREATING_CHILD.get() > 0
 }
 
 fn child_extras(set: &PartitionSet, qualified: &str) -> Vec<String> {
@@ -448,16 +478,18 @@ pub fn attach_filled(
         &default.qualified_name(),
     )?;
     for f in filled {
-        attach(set, &f.child, f.range);
         let qualified = f.child.qualified_name();
-        give_child_extras(
-            set,
-            &qualified,
-            vec![format!(
-                "ALTER TABLE {qualified} DROP CONSTRAINT {}",
-                f.check_name
-            )],
-        );
+        while_creating_child(|| {
+            attach(set, &f.child, f.range);
+            give_child_extras(
+                set,
+                &qualified,
+                vec![format!(
+                    "ALTER TABLE {qualified} DROP CONSTRAINT {}",
+                    f.check_name
+                )],
+            )
+        });
     }
     if forced {
         run(&format!(

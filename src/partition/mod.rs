@@ -5,6 +5,8 @@ mod api;
 pub mod bounds;
 pub mod catalog;
 mod ddl;
+
+pub use ddl::creating_child;
 pub mod maintenance;
 pub mod plan;
 

@@ -16,9 +16,12 @@ use pgrx::prelude::*;
 
 /// A session acting for one tenant (`set_tenant`) may only use that
 /// tenant's quotas: one tenant's request cannot spend or give back another's.
-/// Superusers and sessions without a tenant act for any tenant.
+/// Superusers and sessions without a tenant act for any tenant, except that a
+/// role bound to tenants (`tenancy.bind_role`) acts for those only.
 fn key_for(tenant: pgrx::Uuid, resource: &str) -> Result<Key> {
     let tenant = *tenant.as_bytes();
+    // A role bound to tenants (tenancy.bind_role) acts for those only.
+    crate::tenant::bindings::require_allowed(&tenant)?;
     if let Some(session) = context::current_tenant() {
         // SAFETY: reads the current user's superuser flag.
         if session != tenant && !unsafe { pg_sys::superuser() } {
@@ -434,7 +437,10 @@ fn quota_status(
         (None, Some(session)) if !unsafe { pg_sys::superuser() } => Some(session),
         (None, _) => None,
     };
-    let rows = super::status::rows(only, clock::now_micros());
+    let mut rows = super::status::rows(only, clock::now_micros());
+    // A role bound to tenants sees only theirs, with or without a tenant set.
+    let access = crate::tenant::bindings::session_access();
+    rows.retain(|r| access.allows(&r.tenant));
     Ok(TableIterator::new(rows.into_iter().map(|r| {
         (
             pgrx::Uuid::from_bytes(r.tenant),

@@ -82,6 +82,14 @@ fn _row_quota_cover_partitions(tbl: Option<RegClass>) -> Result<()> {
     row_quota::cover_partitions(required(tbl, "tbl")?)
 }
 
+/// Internal: re-creates a row-quota table's triggers after its tenant column
+/// was renamed (called by the event trigger `tenancy_follow_renamed_columns`,
+/// which has already updated tenancy.row_quotas): the triggers name the column.
+#[pg_extern(volatile, parallel_unsafe)]
+fn _row_quota_follow_rename(tbl: Option<RegClass>) -> Result<()> {
+    row_quota::follow_rename(required(tbl, "tbl")?)
+}
+
 /// Measures the bytes each tenant occupies across the registered tables and
 /// stores them as its `storage_bytes` usage; returns the bytes attributed.
 /// Reads every row of those tables: a job for the scheduler, not a request.

@@ -83,7 +83,13 @@ unsafe fn column_index(tupdesc: pg_sys::TupleDesc, column: &str) -> usize {
             }
         }
     }
-    pgrx::error!("row quota column \"{column}\" is gone; run tenancy.enforce_row_quota() again")
+    // Renames are followed (tenancy_follow_renamed_columns); a dropped column is not.
+    error::not_in_prerequisite_state(format!(
+        "the tenant column \"{column}\" of a table with a row quota is gone"
+    ))
+    .set_hint("Call tenancy.disable_row_quota() on the table, or add the column back.")
+    .report(PgLogLevel::ERROR);
+    unreachable!("an ERROR does not return")
 }
 
 /// Rows per tenant in a transition table (rows without a tenant do not count).
@@ -381,6 +387,32 @@ pub fn cover_partitions(tbl: RegClass) -> error::Result<()> {
     if triggers::install(&table, |q| statement_triggers(q, &resource, &column)) {
         recount(&resource)?;
     }
+    Ok(())
+}
+
+/// Re-creates the row-quota triggers of `tbl` and its partitions with the
+/// tenant column tenancy.row_quotas now names (after a column rename). The
+/// rows and their counts are unchanged, so nothing is counted again.
+pub fn follow_rename(tbl: RegClass) -> error::Result<()> {
+    let table = Relation::lookup_table(tbl)?;
+    let config = as_extension_owner(|| {
+        select_text_pairs(
+            "SELECT resource, tenant_column::text FROM tenancy.row_quotas WHERE tbl = $1",
+            &[tbl.into()],
+        )
+    })
+    .pop();
+    let Some((resource, column)) = config else {
+        return Ok(());
+    };
+    triggers::drop_all(&table, TRIGGER_PREFIX);
+    triggers::install(&table, |q| {
+        let mut definitions = statement_triggers(q, &resource, &column);
+        if q == table.qualified_name() {
+            definitions.extend(move_trigger(q, &resource, &column));
+        }
+        definitions
+    });
     Ok(())
 }
 

@@ -86,10 +86,19 @@ UPDATE tenancy.quota_usage
            OPERATOR(pg_catalog.+) $4 OPERATOR(pg_catalog.<=) $5)
 RETURNING used";
 
-const ENSURE_SQL: &str = "
-INSERT INTO tenancy.quota_usage (tenant_id, resource, period_start, used)
+// Creates the counter if missing and locks it, in one statement: its row comes
+// back either way. (An INSERT ... DO NOTHING followed by a SELECT ... FOR
+// UPDATE left a window in which another transaction could delete the row it
+// had just seen: a purge, drop_resource, a tenant deleted.) ON CONFLICT DO
+// UPDATE locks the existing row as FOR UPDATE would, retries when the
+// conflicting row goes away, and in REPEATABLE READ raises 40001 for a row
+// its snapshot cannot see. The no-op update only runs on this slow path:
+// the first touch of a counter that is missing or whose units do not fit.
+const LOCK_OR_CREATE_SQL: &str = "
+INSERT INTO tenancy.quota_usage AS u (tenant_id, resource, period_start, used)
 VALUES ($1, $2, $3, 0)
-ON CONFLICT DO NOTHING";
+ON CONFLICT (tenant_id, resource) DO UPDATE SET used = u.used
+RETURNING period_start, used";
 
 const LOCK_SQL: &str = "
 SELECT period_start, used FROM tenancy.quota_usage
@@ -107,7 +116,7 @@ UPDATE tenancy.quota_usage SET period_start = $3, used = $4
 struct Plans {
     terms: OwnedPreparedStatement,
     bump: OwnedPreparedStatement,
-    ensure: OwnedPreparedStatement,
+    lock_or_create: OwnedPreparedStatement,
     lock: OwnedPreparedStatement,
     write: OwnedPreparedStatement,
     peek: OwnedPreparedStatement,
@@ -156,9 +165,9 @@ fn with_plans<R>(work: impl FnOnce(&mut SpiClient<'_>, &Plans) -> R) -> R {
                         PgBuiltInOids::INT8OID,
                     ],
                 ),
-                ensure: prepare(
+                lock_or_create: prepare(
                     client,
-                    ENSURE_SQL,
+                    LOCK_OR_CREATE_SQL,
                     true,
                     &[
                         PgBuiltInOids::UUIDOID,
@@ -256,10 +265,10 @@ pub fn bump(key: &Key, period_start: i64, amount: i64, limit: Option<i64>) -> Op
 /// and returns its stored period start and value.
 pub fn lock(key: &Key, period_start: i64, create: bool) -> Option<(i64, i64)> {
     with_plans(|client, plans| {
-        if create {
+        let rows = if create {
             client
                 .update(
-                    &plans.ensure,
+                    &plans.lock_or_create,
                     None,
                     &[
                         uuid(key).into(),
@@ -267,15 +276,16 @@ pub fn lock(key: &Key, period_start: i64, create: bool) -> Option<(i64, i64)> {
                         timestamptz(period_start).into(),
                     ],
                 )
-                .expect("creating the usage counter failed");
-        }
-        let rows = client
-            .update(
-                &plans.lock,
-                None,
-                &[uuid(key).into(), key.resource.as_str().into()],
-            )
-            .expect("locking the usage counter failed");
+                .expect("creating or locking the usage counter failed")
+        } else {
+            client
+                .update(
+                    &plans.lock,
+                    None,
+                    &[uuid(key).into(), key.resource.as_str().into()],
+                )
+                .expect("locking the usage counter failed")
+        };
         if rows.is_empty() {
             return None;
         }

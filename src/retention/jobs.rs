@@ -353,9 +353,9 @@ fn start_retention() {
         Some(0),
         serde_json::json!({ "tables": policies.len() }),
     );
-    let now = Spi::get_one::<TimestampWithTimeZone>("SELECT pg_catalog.now()")
-        .expect("now")
-        .expect("a time");
+    // The extension's clock: tenancy.now_override when set, like every other
+    // time-based decision (partitions, quota periods).
+    let now = crate::common::clock::timestamptz(crate::common::clock::now_micros());
     push_front(Work::RetentionEnd { run_id });
     for policy in policies.into_iter().rev() {
         // The cut-off is fixed once per run: no batch goes past it, however long the run takes.

@@ -205,11 +205,13 @@ fn retention_preview() -> TableIterator<
     ),
 > {
     let mut rows = Vec::new();
+    // The extension's clock (tenancy.now_override when set), as run_retention uses.
+    let now = crate::common::clock::timestamptz(crate::common::clock::now_micros());
     for policy in policy::load_all() {
         let due = match Relation::lookup_table(policy.table) {
             Ok(table) => {
                 let mut filter = format!(
-                    "{time} < pg_catalog.now() - $1::interval",
+                    "{time} < $3::timestamptz - $1::interval",
                     time = pgrx::spi::quote_identifier(&policy.time_column)
                 );
                 if policy.action == Action::Anonymize {
@@ -227,7 +229,7 @@ fn retention_preview() -> TableIterator<
                     crate::common::subxact::attempt(|| {
                         Spi::get_one_with_args::<i64>(
                             &sql,
-                            &[policy.keep.into(), policy.table.into()],
+                            &[policy.keep.into(), policy.table.into(), now.into()],
                         )
                         .unwrap_or_else(|e| panic!("{sql}: {e}"))
                     })

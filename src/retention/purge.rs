@@ -183,8 +183,10 @@ fn erase_audit_trail(
 ) {
     // The log has partitions only once something was audited.
     crate::audit::ensure_audit_log_partitions();
-    as_extension_owner(|| {
-        Spi::connect_mut(|client| {
+    // The log and its chains refuse every other writer (audit::guard).
+    crate::common::internal_writes::with_internal_writes(|| {
+        as_extension_owner(|| {
+            Spi::connect_mut(|client| {
             let deleted = client
                 .update("DELETE FROM tenancy.audit_log WHERE tenant_id = $1", None, &[tenant.into()])?
                 .len() as i64;
@@ -223,6 +225,7 @@ fn erase_audit_trail(
             Ok::<_, pgrx::spi::Error>(())
         })
         .expect("erasing the tenant's audit trail failed")
+        })
     })
 }
 

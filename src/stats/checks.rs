@@ -15,6 +15,9 @@ const WHO: &str = "a.pid, a.usename, a.datname, a.application_name";
 pub struct Check {
     pub name: &'static str,
     pub sql: String,
+    /// A function of ours the query calls that an older release's SQL lacks:
+    /// under that SQL (before ALTER EXTENSION UPDATE) the check is skipped.
+    pub requires: Option<&'static str>,
 }
 
 /// A check on the oldest session matching `condition`, aged from `since`.
@@ -37,6 +40,7 @@ fn session_age(name: &'static str, condition: &str, since: &str, what: &str, non
                      FROM {OTHER_CLIENTS} AND {condition} AND {since} IS NOT NULL
                     ORDER BY {since} LIMIT 1) w ON true"
         ),
+        requires: None,
     }
 }
 
@@ -51,6 +55,7 @@ fn wraparound(name: &'static str, age: &str, setting: &str, what: &str) -> Check
                FROM pg_catalog.pg_database d
               ORDER BY {age} DESC LIMIT 1"
         ),
+        requires: None,
     }
 }
 
@@ -69,6 +74,7 @@ pub fn all() -> Vec<Check> {
                                  + coalesce(nullif(pg_catalog.current_setting('reserved_connections', true), '')::int, 0)
                                  AS reserved) s"
                 .into(),
+            requires: None,
         },
         session_age(
             "idle_in_transaction",
@@ -106,6 +112,7 @@ pub fn all() -> Vec<Check> {
                             AND pg_catalog.cardinality(pg_catalog.pg_blocking_pids(a.pid)) > 0) b",
                 WHO_SHORT = "a.pid, a.usename",
             ),
+            requires: None,
         },
         Check {
             name: "deadlocks",
@@ -121,6 +128,7 @@ pub fn all() -> Vec<Check> {
                                         WHERE s.metric = 'deadlocks' ORDER BY s.recorded_at DESC LIMIT 1) m ON true
                    WHERE d.datname = pg_catalog.current_database()"
                 .into(),
+            requires: None,
         },
         Check {
             name: "cache_hit_ratio",
@@ -130,6 +138,7 @@ pub fn all() -> Vec<Check> {
                                    d.blks_hit, d.blks_hit + d.blks_read, coalesce(d.stats_reset::text, 'the cluster started')) END
                     FROM pg_catalog.pg_stat_database d WHERE d.datname = pg_catalog.current_database()"
                 .into(),
+            requires: None,
         },
         Check {
             name: "rollback_ratio",
@@ -138,6 +147,7 @@ pub fn all() -> Vec<Check> {
                               d.xact_rollback, d.xact_commit + d.xact_rollback, coalesce(d.stats_reset::text, 'the cluster started'))
                     FROM pg_catalog.pg_stat_database d WHERE d.datname = pg_catalog.current_database()"
                 .into(),
+            requires: None,
         },
         wraparound(
             "xid_wraparound",
@@ -167,6 +177,7 @@ pub fn all() -> Vec<Check> {
                             FROM pg_catalog.pg_stat_replication s
                            WHERE NOT pg_catalog.pg_is_in_recovery()) r"
                 .into(),
+            requires: None,
         },
         Check {
             name: "replication_lag_seconds",
@@ -181,6 +192,7 @@ pub fn all() -> Vec<Check> {
                     FROM (SELECT count(*) AS standbys, max(s.replay_lag) AS lag
                             FROM pg_catalog.pg_stat_replication s) r"
                 .into(),
+            requires: None,
         },
         Check {
             name: "inactive_replication_slots",
@@ -191,6 +203,7 @@ pub fn all() -> Vec<Check> {
                                    FILTER (WHERE NOT s.active) END
                     FROM pg_catalog.pg_replication_slots s"
                 .into(),
+            requires: None,
         },
         Check {
             name: "prepared_transactions",
@@ -200,6 +213,7 @@ pub fn all() -> Vec<Check> {
                                    count(*), (pg_catalog.array_agg(p.gid ORDER BY p.prepared))[1], min(p.prepared)) END
                     FROM pg_catalog.pg_prepared_xacts p"
                 .into(),
+            requires: None,
         },
         Check {
             name: "dead_tuples",
@@ -218,6 +232,7 @@ pub fn all() -> Vec<Check> {
                          WHERE c.relkind IN ('r', 'm', 't') AND s.dead > 10000
                          ORDER BY 4 DESC LIMIT 1) t ON true"
                 .into(),
+            requires: None,
         },
         Check {
             name: "sequence_exhaustion",
@@ -240,6 +255,7 @@ pub fn all() -> Vec<Check> {
                            CROSS JOIN LATERAL (SELECT CASE WHEN r.readable THEN pg_catalog.pg_sequence_last_value(c.oid) END AS last) v
                            WHERE NOT pg_catalog.pg_is_other_temp_schema(c.relnamespace)) q"
                 .into(),
+            requires: None,
         },
         Check {
             name: "database_size",
@@ -247,6 +263,19 @@ pub fn all() -> Vec<Check> {
             sql: "SELECT d.bytes, pg_catalog.format('database %s: %s', pg_catalog.current_database(), pg_catalog.pg_size_pretty(d.bytes))
                     FROM (SELECT pg_catalog.pg_database_size(pg_catalog.current_database()) AS bytes) d"
                 .into(),
+            requires: None,
+        },
+        Check {
+            name: "isolation_findings",
+            sql: "SELECT count(*),
+                         CASE WHEN count(*) = 0 THEN 'nothing found that breaks tenant isolation'
+                              ELSE pg_catalog.format('%s finding(s) of tenancy.verify_isolation(); first: %s %s: %s', count(*),
+                                   (pg_catalog.array_agg(f.check_name ORDER BY f.check_name, f.object))[1],
+                                   (pg_catalog.array_agg(f.object ORDER BY f.check_name, f.object))[1],
+                                   (pg_catalog.array_agg(f.detail ORDER BY f.check_name, f.object))[1]) END
+                    FROM tenancy.verify_isolation() f"
+                .into(),
+            requires: Some("tenancy.verify_isolation()"),
         },
         Check {
             name: "monitoring_privileges",
@@ -256,6 +285,7 @@ pub fn all() -> Vec<Check> {
                               ELSE pg_catalog.format('%s cannot see other roles'' session states, queries, waits or standby positions, so several checks undercount; GRANT pg_monitor TO %I',
                                                      current_user, current_user) END"
                 .into(),
+            requires: None,
         },
     ]
 }

@@ -81,6 +81,18 @@ fn measure(check: &checks::Check) -> (Option<AnyNumeric>, String) {
     }
 }
 
+/// Whether the database's SQL has what the check calls (an older release's
+/// SQL, before ALTER EXTENSION UPDATE, may not).
+fn available(check: &checks::Check) -> bool {
+    check.requires.is_none_or(|function| {
+        crate::common::sql::select_value::<bool>(
+            "SELECT pg_catalog.to_regprocedure($1) IS NOT NULL",
+            &[function.into()],
+        )
+        .unwrap_or(false)
+    })
+}
+
 /// Every enabled check, measured now with the caller's privileges.
 pub fn run() -> Vec<CheckResult> {
     let thresholds = load_thresholds();
@@ -91,7 +103,7 @@ pub fn run() -> Vec<CheckResult> {
             .iter()
             .filter_map(|check| {
                 let row = thresholds.get(check.name);
-                if row.is_some_and(|r| !r.enabled) {
+                if row.is_some_and(|r| !r.enabled) || !available(check) {
                     return None;
                 }
                 let (value, mut detail) = measure(check);

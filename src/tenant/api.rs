@@ -3,10 +3,10 @@
 //! rest in `context`, `registry` and `isolation`.
 
 use super::context::{self, ACTOR_SETTING, TENANT_SETTING};
-use super::registry;
+use super::{bindings, registry, scope};
 use crate::common::error::{self, required, Result};
 use crate::common::relation::Relation;
-use crate::common::sqltypes::{RegClass, SqlName};
+use crate::common::sqltypes::{RegClass, RegRole, SqlName};
 use pgrx::prelude::*;
 
 /// Creates a tenant and returns its id.
@@ -35,20 +35,19 @@ fn create_tenant(
 
 /// Makes `tenant` the session's tenant (or the transaction's, with `is_local`).
 ///
-/// Raises 22023 for an unknown tenant and 55000 for a suspended one. Row-level
-/// isolation policies compare each row's tenant column with this value.
+/// Raises 22023 for an unknown tenant, 55000 for a suspended one, 42501 for
+/// one the session's roles are not bound to (tenancy.bind_role), and 55000
+/// for a session-level tenant where `tenancy.require_local_context` is on.
+/// Row-level isolation policies compare each row's tenant column with it.
 #[pg_extern(volatile, parallel_unsafe)]
 fn set_tenant(tenant: Option<pgrx::Uuid>, is_local: default!(Option<bool>, "false")) -> Result<()> {
     let tenant = *required(tenant, "tenant")?.as_bytes();
     let is_local = required(is_local, "is_local")?;
     registry::require_active(&tenant)?;
+    bindings::require_allowed(&tenant)?;
+    scope::require_local(is_local, "tenant")?;
     warn_if_local_outside_transaction(is_local, "set_tenant");
-    context::write_setting(
-        TENANT_SETTING,
-        &context::format_tenant(&tenant),
-        is_local,
-        pg_sys::GucContext::PGC_SUSET,
-    );
+    context::write_checked_tenant(&tenant, is_local);
     Ok(())
 }
 
@@ -57,7 +56,7 @@ fn set_tenant(tenant: Option<pgrx::Uuid>, is_local: default!(Option<bool>, "fals
 fn clear_tenant(is_local: default!(Option<bool>, "false")) -> Result<()> {
     let is_local = required(is_local, "is_local")?;
     warn_if_local_outside_transaction(is_local, "clear_tenant");
-    context::write_setting(TENANT_SETTING, "", is_local, pg_sys::GucContext::PGC_SUSET);
+    context::write_setting(TENANT_SETTING, "", is_local);
     Ok(())
 }
 
@@ -66,6 +65,8 @@ fn clear_tenant(is_local: default!(Option<bool>, "false")) -> Result<()> {
 /// STABLE: it reads a setting that can only change between statements.
 /// PARALLEL SAFE: settings are copied to parallel workers. LEAKPROOF (set in
 /// SQL): it takes no argument, so it cannot reveal anything about a row.
+/// 42501 when the tenant set is not one the session's roles may select (a
+/// bound role reached by SET ROLE after the tenant was set).
 #[pg_extern(stable, parallel_safe)]
 fn current_tenant() -> Option<pgrx::Uuid> {
     context::current_tenant().map(pgrx::Uuid::from_bytes)
@@ -77,13 +78,11 @@ fn current_tenant() -> Option<pgrx::Uuid> {
 fn set_actor(actor: Option<&str>, is_local: default!(Option<bool>, "false")) -> Result<()> {
     let actor = required(actor, "actor")?;
     let is_local = required(is_local, "is_local")?;
+    if !actor.is_empty() {
+        scope::require_local(is_local, "actor")?;
+    }
     warn_if_local_outside_transaction(is_local, "set_actor");
-    context::write_setting(
-        ACTOR_SETTING,
-        actor,
-        is_local,
-        pg_sys::GucContext::PGC_USERSET,
-    );
+    context::write_setting(ACTOR_SETTING, actor, is_local);
     Ok(())
 }
 
@@ -93,14 +92,47 @@ fn current_actor() -> Option<String> {
     context::current_actor()
 }
 
-/// The id of the tenant with this slug (22023 if there is none).
+/// The id of the tenant with this slug (22023 if there is none, or if it is
+/// not one the session's roles may select: a bound role learns nothing about
+/// other tenants).
 #[pg_extern(stable, parallel_safe)]
 fn find_tenant(slug: Option<&str>) -> Result<pgrx::Uuid> {
     let slug = required(slug, "slug")?;
-    registry::find_by_slug(slug).map(pgrx::Uuid::from_bytes)
+    let id = registry::find_by_slug(slug)?;
+    if !bindings::session_access().allows(&id) {
+        return Err(registry::no_such_slug(slug));
+    }
+    Ok(pgrx::Uuid::from_bytes(id))
 }
 
-/// Suspends a tenant: `set_tenant` refuses it until `activate_tenant`.
+/// Binds `role` (and every role that is a member of it) to `tenants`: from
+/// then on its sessions can select only those, by any path (set_tenant, SET,
+/// set_config, ALTER ROLE ... SET, a JWT claim, SET ROLE), and `find_tenant`
+/// shows it nothing else. Binding it again replaces its list. Superusers
+/// cannot be bound (they bypass row-level security).
+///
+/// ```sql
+/// SELECT tenancy.bind_role('acme_app', ARRAY[tenancy.find_tenant('acme')]);
+/// ```
+#[pg_extern(volatile, parallel_unsafe)]
+fn bind_role(role: Option<RegRole>, tenants: Option<Vec<Option<pgrx::Uuid>>>) -> Result<()> {
+    let role = required(role, "role")?;
+    let tenants = required(tenants, "tenants")?;
+    let tenants: Vec<[u8; 16]> = tenants
+        .into_iter()
+        .map(|t| t.map(|t| *t.as_bytes()))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| error::invalid_parameter("tenants must not contain NULL"))?;
+    bindings::bind(role.oid(), tenants)
+}
+
+/// Removes `role`'s binding: it may select any active tenant again.
+#[pg_extern(volatile, parallel_unsafe)]
+fn unbind_role(role: Option<RegRole>) -> Result<()> {
+    bindings::unbind(required(role, "role")?.oid())
+}
+
+/// Suspends a tenant:/// Suspends a tenant: `set_tenant` refuses it until `activate_tenant`.
 #[pg_extern(volatile, parallel_unsafe)]
 fn suspend_tenant(tenant: Option<pgrx::Uuid>) -> Result<()> {
     let tenant = *required(tenant, "tenant")?.as_bytes();
@@ -161,6 +193,16 @@ fn disable_isolation(tbl: Option<RegClass>) -> Result<()> {
     let table = Relation::lookup_table(tbl)?;
     table.require_owner()?;
     registry::disable_isolation(&table)
+}
+
+/// Internal: isolation for partitions of an isolated table created or attached
+/// by hand (called by the event trigger `tenancy_cover_new_partitions`): a
+/// partition queried by name is governed by its own row-level security.
+#[pg_extern(volatile, parallel_unsafe)]
+fn _isolation_cover_partitions(tbl: Option<RegClass>) -> Result<()> {
+    let table = Relation::lookup_table(required(tbl, "tbl")?)?;
+    registry::cover_partitions(&table);
+    Ok(())
 }
 
 /// A table the caller owns, with a uuid column `tenant_column`.

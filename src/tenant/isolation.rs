@@ -75,15 +75,18 @@ pub fn rls_state(table: &Relation) -> RlsState {
 pub fn isolate_one(table: &Relation, tenant_column: &str) -> bool {
     let state = rls_state(table);
     let qualified = table.qualified_name();
+    // The policy first: the ALTER TABLEs fire the event trigger that covers
+    // new partitions (tenancy_cover_new_partitions), which must find this one
+    // already covered rather than create the policy a second time.
     let mut statements = Vec::new();
+    if !state.has_policy {
+        statements.push(create_policy_sql(&qualified, tenant_column));
+    }
     if !state.enabled {
         statements.push(format!("ALTER TABLE {qualified} ENABLE ROW LEVEL SECURITY"));
     }
     if !state.forced {
         statements.push(format!("ALTER TABLE {qualified} FORCE ROW LEVEL SECURITY"));
-    }
-    if !state.has_policy {
-        statements.push(create_policy_sql(&qualified, tenant_column));
     }
     run_all(&statements);
     !statements.is_empty()

@@ -4,7 +4,7 @@
 
 use super::isolation;
 use crate::common::error::{self, Result};
-use crate::common::privilege::as_extension_owner;
+use crate::common::privilege::{as_extension_owner, as_extension_owner_qualified};
 use crate::common::relation::Relation;
 use crate::common::sql::{select_value, write_returning};
 use crate::common::sqltypes::RegClass;
@@ -101,10 +101,13 @@ pub fn create_tenant(slug: &str, name: &str, plan: &str, id: Option<[u8; 16]>) -
     })
 }
 
-fn tenant_status(tenant: &[u8; 16]) -> Option<String> {
-    as_extension_owner(|| {
+/// Also called from the tenant setting's check hook, so it changes no
+/// setting itself (the qualified owner switch leaves search_path alone; the
+/// query names every object and operator with its schema).
+pub fn tenant_status(tenant: &[u8; 16]) -> Option<String> {
+    as_extension_owner_qualified(|| {
         select_value::<String>(
-            "SELECT status FROM tenancy.tenants WHERE id = $1",
+            "SELECT status FROM tenancy.tenants WHERE id OPERATOR(pg_catalog.=) $1",
             &[pgrx::Uuid::from_bytes(*tenant).into()],
         )
     })
@@ -118,17 +121,29 @@ pub fn unknown_tenant(tenant: &[u8; 16]) -> pgrx::pg_sys::panic::ErrorReport {
     .set_hint("Tenants are listed in tenancy.tenants; tenancy.find_tenant(slug) returns an id.")
 }
 
+/// 22023 for an unknown tenant.
+pub fn require_exists(tenant: &[u8; 16]) -> Result<()> {
+    tenant_status(tenant)
+        .map(|_| ())
+        .ok_or_else(|| unknown_tenant(tenant))
+}
+
 /// 22023 for an unknown tenant, 55000 for one that is not active.
 pub fn require_active(tenant: &[u8; 16]) -> Result<()> {
     match tenant_status(tenant) {
         None => Err(unknown_tenant(tenant)),
         Some(status) if status == TenantStatus::Active.as_str() => Ok(()),
-        Some(status) => Err(error::not_in_prerequisite_state(format!(
-            "tenant {} is {status}",
-            super::context::format_tenant(tenant)
-        ))
-        .set_hint("An administrator can call tenancy.activate_tenant() to re-activate it.")),
+        Some(status) => Err(not_active(tenant, &status)),
     }
+}
+
+/// 55000 for a tenant that exists but is suspended.
+pub fn not_active(tenant: &[u8; 16], status: &str) -> pgrx::pg_sys::panic::ErrorReport {
+    error::not_in_prerequisite_state(format!(
+        "tenant {} is {status}",
+        super::context::format_tenant(tenant)
+    ))
+    .set_hint("An administrator can call tenancy.activate_tenant() to re-activate it.")
 }
 
 pub fn find_by_slug(slug: &str) -> Result<[u8; 16]> {
@@ -139,7 +154,12 @@ pub fn find_by_slug(slug: &str) -> Result<[u8; 16]> {
         )
     })
     .map(|id| *id.as_bytes())
-    .ok_or_else(|| error::invalid_parameter(format!("no tenant has slug \"{slug}\"")))
+    .ok_or_else(|| no_such_slug(slug))
+}
+
+/// 22023 for a slug no tenant has (or one the caller may not learn about).
+pub fn no_such_slug(slug: &str) -> pgrx::pg_sys::panic::ErrorReport {
+    error::invalid_parameter(format!("no tenant has slug \"{slug}\""))
 }
 
 pub fn set_status(tenant: &[u8; 16], status: TenantStatus) -> Result<()> {
@@ -161,6 +181,8 @@ pub fn set_status(tenant: &[u8; 16], status: TenantStatus) -> Result<()> {
         )
     })
     .expect("tenant status update failed");
+    // Cached checks of JWT-claimed tenants (claims.rs) must see the new status.
+    super::bindings::broadcast_change(c"tenants");
     Ok(())
 }
 
@@ -270,6 +292,19 @@ pub fn unregister(table: &Relation) -> Result<()> {
             })
             .expect("deleting the table registration failed");
             Ok(())
+        }
+    }
+}
+
+/// Gives every partition of an isolated table that lacks it the table's
+/// isolation (row-level security enabled and forced, the policy).
+pub fn cover_partitions(table: &Relation) {
+    if crate::partition::creating_child() {
+        return;
+    }
+    if let Some(registration) = registration(table).filter(|r| r.isolated) {
+        for partition in table.partitions() {
+            isolation::isolate_one(&partition, &registration.tenant_column);
         }
     }
 }

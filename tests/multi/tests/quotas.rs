@@ -146,6 +146,58 @@ fn racing_inserts_stop_at_the_row_quota() {
     assert_eq!(rows, LIMIT);
 }
 
+/// A counter deleted while consumers first touch it (what purge_tenant,
+/// drop_resource or a deleted tenant does): every call still decides cleanly.
+/// A limit of 0 sends each call down the slow path that creates and locks the
+/// counter; one session deletes it as fast as it can. Before the counter was
+/// created and locked in one statement, a delete landing between the two
+/// statements panicked (XX000 "the counter was just created").
+#[test]
+fn counters_deleted_under_consumers_never_panic() {
+    let db = TestDb::new("multi_quota_deleted_counter");
+    let tenant = setup(&db);
+    db.connect()
+        .batch_execute(&format!("SELECT tenancy.set_quota('{TENANT}', 'calls', 0)"))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(4);
+    let mut deleter = db.connect();
+    let deleting = thread::spawn(move || {
+        let mut deletes = 0u64;
+        while Instant::now() < deadline {
+            deleter
+                .execute(
+                    "DELETE FROM tenancy.quota_usage WHERE resource = 'calls'",
+                    &[],
+                )
+                .unwrap();
+            deletes += 1;
+        }
+        deletes
+    });
+    let consumers: Vec<_> = (0..3)
+        .map(|_| {
+            let mut client = db.connect();
+            thread::spawn(move || {
+                let mut calls = 0u64;
+                while Instant::now() < deadline {
+                    match client.query_one("SELECT tenancy.consume($1, 'calls')", &[&tenant]) {
+                        Ok(row) => assert!(!row.get::<_, bool>(0), "a limit of 0 granted a call"),
+                        Err(e) => panic!("consume failed while its counter was deleted: {e:?}"),
+                    }
+                    calls += 1;
+                }
+                calls
+            })
+        })
+        .collect();
+    let calls: u64 = consumers.into_iter().map(|c| c.join().unwrap()).sum();
+    let deletes = deleting.join().unwrap();
+    assert!(
+        calls > 1000 && deletes > 1000,
+        "too little overlap: {calls} calls, {deletes} deletes"
+    );
+}
+
 /// Every other statement inserts two rows (cheap, thread-local alternation).
 fn rand_pair() -> bool {
     thread_local!(static FLIP: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });

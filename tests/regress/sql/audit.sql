@@ -186,6 +186,48 @@ SELECT op, actor, new_row->>'email' AS email FROM tenancy.audit_log WHERE record
 RESET ROLE;
 SELECT tenancy.clear_tenant();
 
+-- Even a grant does not open the log (an operator's mistake): every write,
+-- on the parent, a partition or a chain table, is 42501.
+GRANT INSERT, UPDATE, DELETE, TRUNCATE ON tenancy.audit_log, tenancy.audit_chain, tenancy.audit_chain_heads,
+    tenancy.audit_seals, tenancy.audit_expiry TO audit_app;
+SELECT format('GRANT INSERT, UPDATE, DELETE, TRUNCATE ON %s TO audit_app', c.oid::regclass)
+  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+ WHERE i.inhparent = 'tenancy.audit_log'::regclass \gexec
+SET ROLE audit_app;
+SELECT tenancy.set_tenant('aaaaaaaa-0000-0000-0000-00000000000a');
+TRUNCATE tenancy.audit_log;
+\echo :LAST_ERROR_SQLSTATE
+SELECT format('TRUNCATE %s', c.oid::regclass) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+ WHERE i.inhparent = 'tenancy.audit_log'::regclass ORDER BY 1 LIMIT 1 \gexec
+\echo :LAST_ERROR_SQLSTATE
+DELETE FROM tenancy.audit_log;
+\echo :LAST_ERROR_SQLSTATE
+UPDATE tenancy.audit_log SET actor = 'someone else';
+\echo :LAST_ERROR_SQLSTATE
+INSERT INTO tenancy.audit_log (logged_at, table_name, op, txid) VALUES (now(), 'fake', 'INSERT', 1);
+\echo :LAST_ERROR_SQLSTATE
+SELECT format('DELETE FROM %s', c.oid::regclass) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+ WHERE i.inhparent = 'tenancy.audit_log'::regclass ORDER BY 1 LIMIT 1 \gexec
+\echo :LAST_ERROR_SQLSTATE
+TRUNCATE tenancy.audit_chain;
+\echo :LAST_ERROR_SQLSTATE
+DELETE FROM tenancy.audit_chain_heads;
+\echo :LAST_ERROR_SQLSTATE
+INSERT INTO tenancy.audit_seals (system_identifier, below_txid, rows_sealed) VALUES (1, 1, 1);
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) > 0 AS rows_still_there FROM tenancy.audit_log;
+RESET ROLE;
+SELECT tenancy.clear_tenant();
+REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON tenancy.audit_log, tenancy.audit_chain, tenancy.audit_chain_heads,
+    tenancy.audit_seals, tenancy.audit_expiry FROM audit_app;
+SELECT format('REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON %s FROM audit_app', c.oid::regclass)
+  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+ WHERE i.inhparent = 'tenancy.audit_log'::regclass \gexec
+-- A superuser is refused too, unless it switches the guards off (replication
+-- mode skips ordinary triggers), which verification below catches.
+DELETE FROM tenancy.audit_log WHERE false;
+\echo :LAST_ERROR_SQLSTATE
+
 -- Sealing chains the rows per tenant; verification recomputes every link.
 SELECT tenancy.seal_audit() > 0 AS sealed;
 SELECT tenancy.seal_audit() AS sealed_again;
@@ -194,6 +236,7 @@ SELECT t.slug AS tenant, v.rows_checked > 0 AS checked, v.ok, v.first_bad_id
 -- A superuser changes a sealed row: the first bad link is that row.
 SELECT id AS tampered_id FROM tenancy.audit_log
  WHERE table_name = 'public.accounts' AND record_key = '{"id": 1}' AND op = 'UPDATE' \gset
+SET session_replication_role = replica;
 UPDATE tenancy.audit_log SET new_row = jsonb_set(new_row, '{balance}', '1000000') WHERE id = :tampered_id;
 SELECT ok, first_bad_id = :tampered_id AS finds_the_update
   FROM tenancy.verify_audit('aaaaaaaa-0000-0000-0000-00000000000a');
@@ -202,6 +245,7 @@ SELECT ok FROM tenancy.verify_audit('aaaaaaaa-0000-0000-0000-00000000000a');
 -- ... deletes one: the missing link is found.
 SELECT id AS deleted_id FROM tenancy.audit_log WHERE table_name = 'public.notes' AND tenant_id IS NULL ORDER BY id LIMIT 1 \gset
 DELETE FROM tenancy.audit_log WHERE id = :deleted_id;
+RESET session_replication_role;
 SELECT tenant_id IS NULL AS no_tenant_chain, ok, first_bad_id = :deleted_id AS finds_the_delete
   FROM tenancy.verify_audit('00000000-0000-0000-0000-000000000000');
 -- ... or slips a forged row in below the sealed horizon: found as well.

@@ -90,7 +90,8 @@ SELECT tenancy.current_actor() IS NULL AS cleared;
 SELECT tenancy.set_actor(NULL);
 \echo :LAST_ERROR_SQLSTATE
 
--- An application role: no direct writes, no SET of the tenant, no tenant admin.
+-- An application role: no direct writes, no tenant admin, and a SET of the
+-- tenant gets the checks set_tenant makes (here: no such tenant, 22023).
 CREATE ROLE tenancy_app_role;
 SET ROLE tenancy_app_role;
 SELECT tenancy.set_tenant('11111111-1111-1111-1111-111111111111');
