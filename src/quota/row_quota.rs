@@ -351,13 +351,7 @@ pub fn enforce(tbl: RegClass, resource: &str) -> error::Result<()> {
     ))
     .expect("locking the table failed");
     let column = registration.tenant_column;
-    triggers::install(&table, |q| {
-        let mut definitions = statement_triggers(q, resource, &column);
-        if q == table.qualified_name() {
-            definitions.extend(move_trigger(q, resource, &column));
-        }
-        definitions
-    });
+    install_all_triggers(&table, resource, &column);
     as_extension_owner(|| {
         Spi::run_with_args(
             "INSERT INTO tenancy.row_quotas (tbl, resource, tenant_column) VALUES ($1, $2, $3::text::name)",
@@ -374,14 +368,7 @@ pub fn enforce(tbl: RegClass, resource: &str) -> error::Result<()> {
 /// Called by the event trigger `tenancy_cover_new_partitions`.
 pub fn cover_partitions(tbl: RegClass) -> error::Result<()> {
     let table = Relation::lookup_table(tbl)?;
-    let config = as_extension_owner(|| {
-        select_text_pairs(
-            "SELECT resource, tenant_column::text FROM tenancy.row_quotas WHERE tbl = $1",
-            &[tbl.into()],
-        )
-    })
-    .pop();
-    let Some((resource, column)) = config else {
+    let Some((resource, column)) = configuration(tbl) else {
         return Ok(());
     };
     if triggers::install(&table, |q| statement_triggers(q, &resource, &column)) {
@@ -395,25 +382,35 @@ pub fn cover_partitions(tbl: RegClass) -> error::Result<()> {
 /// rows and their counts are unchanged, so nothing is counted again.
 pub fn follow_rename(tbl: RegClass) -> error::Result<()> {
     let table = Relation::lookup_table(tbl)?;
-    let config = as_extension_owner(|| {
+    let Some((resource, column)) = configuration(tbl) else {
+        return Ok(());
+    };
+    triggers::drop_all(&table, TRIGGER_PREFIX);
+    install_all_triggers(&table, &resource, &column);
+    Ok(())
+}
+
+/// The resource and tenant column `tbl`'s row quota is configured with.
+fn configuration(tbl: RegClass) -> Option<(String, String)> {
+    as_extension_owner(|| {
         select_text_pairs(
             "SELECT resource, tenant_column::text FROM tenancy.row_quotas WHERE tbl = $1",
             &[tbl.into()],
         )
     })
-    .pop();
-    let Some((resource, column)) = config else {
-        return Ok(());
-    };
-    triggers::drop_all(&table, TRIGGER_PREFIX);
-    triggers::install(&table, |q| {
-        let mut definitions = statement_triggers(q, &resource, &column);
+    .pop()
+}
+
+/// The statement triggers on the table and every partition, and the row
+/// trigger that moves a row's unit on the table itself.
+fn install_all_triggers(table: &Relation, resource: &str, column: &str) {
+    triggers::install(table, |q| {
+        let mut definitions = statement_triggers(q, resource, column);
         if q == table.qualified_name() {
-            definitions.extend(move_trigger(q, &resource, &column));
+            definitions.extend(move_trigger(q, resource, column));
         }
         definitions
     });
-    Ok(())
 }
 
 /// Stops counting `tbl`'s rows. Usage already counted stays as it is (other
