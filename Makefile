@@ -69,7 +69,7 @@ fmt:
 lint:
 	scripts/check-releases.sh
 	cargo fmt --all --check
-	cargo clippy --all-targets -- -D warnings
+	cargo clippy --all-targets -- -D warnings -W clippy::undocumented_unsafe_blocks -W clippy::missing_safety_doc
 	for crate in tests/multi bench; do \
 	  cargo fmt --manifest-path $$crate/Cargo.toml --check && \
 	  CARGO_TARGET_DIR=target/client cargo clippy --manifest-path $$crate/Cargo.toml --all-targets -- -D warnings || exit 1; \

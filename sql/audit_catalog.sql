@@ -24,7 +24,7 @@ CREATE TABLE tenancy.audit_log (
 ) PARTITION BY RANGE (logged_at);
 ALTER SEQUENCE tenancy.audit_log_id_seq OWNED BY tenancy.audit_log.id;
 -- Each partition gets a BRIN index on (txid, logged_at) as it is created
--- (partition_sets.child_ddl): audit rows arrive in transaction order, so it is
+-- (audit's partition hook, src/audit/partitions.rs): audit rows arrive in transaction order, so it is
 -- nearly free to maintain and lets sealing find recent transactions without a
 -- full scan. It is not declared on the parent: the parent belongs to the
 -- extension and is not dumped, so a partitioned index would clash with the

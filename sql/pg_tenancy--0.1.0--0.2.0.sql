@@ -115,12 +115,18 @@ COMMENT ON FUNCTION tenancy._guard_audit_tables() IS
     'Internal: the trigger that keeps the audit log and its chains append-only for everything but pg_tenancy''s own code.';
 REVOKE EXECUTE ON FUNCTION tenancy._guard_audit_tables() FROM PUBLIC;
 
--- Partitions of the log made by 0.1.0 get the statement guard their set's child
--- DDL now gives every new one (the row guard above is cloned onto them already).
+-- The extension's own logs no longer keep their children's index in child_ddl:
+-- audit and statistics give each new child of theirs its index (and the audit
+-- log's children their statement guard) when the partition manager attaches
+-- it. Only the statements 0.1.0 wrote are cleared; anything else is the DBA's.
 UPDATE tenancy.partition_sets
-   SET child_ddl = ARRAY['CREATE INDEX ON {child} USING brin (txid, logged_at)',
-                         'CREATE TRIGGER tenancy_no_changes BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {child} FOR EACH STATEMENT EXECUTE FUNCTION tenancy._guard_audit_tables()']
- WHERE parent = 'tenancy.audit_log'::regclass;
+   SET child_ddl = '{}'
+ WHERE (parent = 'tenancy.audit_log'::regclass
+        AND child_ddl = ARRAY['CREATE INDEX ON {child} USING brin (txid, logged_at)'])
+    OR (parent = 'tenancy.metrics'::regclass
+        AND child_ddl = ARRAY['CREATE INDEX ON {child} (metric, recorded_at)']);
+-- Partitions of the log made by 0.1.0 get the statement guard every new one
+-- gets now (the row guard above is cloned onto them already).
 DO $$
 DECLARE
     part regclass;

@@ -1,5 +1,5 @@
--- Retention and jobs: the procedures (PL/pgSQL only for COMMIT between
--- steps; every step is Rust), privileges and comments.
+-- Retention: the procedure (PL/pgSQL only for COMMIT between steps; every
+-- step is Rust, run by the scheduler's job runner), privileges and comments.
 --
 -- Procedures that COMMIT cannot carry a SET clause or SECURITY DEFINER, so
 -- these run with the caller's search_path: every name below is qualified.
@@ -31,35 +31,13 @@ $$;
 COMMENT ON PROCEDURE tenancy.run_retention(boolean) IS
     'Applies every retention policy in committed batches (oldest rows first; a killed run loses at most one batch and the next run goes on). dry_run: only NOTICEs of what would happen. Call it outside a transaction block.';
 
-CREATE PROCEDURE tenancy.run_jobs()
-LANGUAGE plpgsql
-AS $$
-BEGIN
-    IF NOT tenancy._jobs_begin(false) THEN
-        RAISE NOTICE 'tenancy.run_jobs() is already running in another session: skipped';
-        RETURN;
-    END IF;
-    COMMIT;
-    WHILE tenancy._jobs_step() LOOP
-        COMMIT;
-    END LOOP;
-END
-$$;
-COMMENT ON PROCEDURE tenancy.run_jobs() IS
-    'Everything due, each step committed and recorded in tenancy.job_runs: partition maintenance, retention, audit sealing, metrics. A failing step is recorded and the others run; a concurrent call returns at once with a NOTICE.';
-
 -- Maintenance is for administrators: it deletes and rewrites rows of every
 -- table with a policy (each as its owner, see docs/retention.md).
 REVOKE EXECUTE ON PROCEDURE tenancy.run_retention(boolean) FROM PUBLIC;
-REVOKE EXECUTE ON PROCEDURE tenancy.run_jobs() FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION tenancy._jobs_begin(boolean) FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION tenancy._jobs_step() FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION tenancy._jobs_end() FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION tenancy.purge_tenant(uuid, text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION tenancy.retention_preview() FROM PUBLIC;
 -- set_retention and clear_retention check that the caller owns the table.
 GRANT SELECT ON tenancy.retention_policies TO PUBLIC;
-GRANT SELECT ON tenancy.job_runs TO pg_monitor;
 
 COMMENT ON FUNCTION tenancy.set_retention(regclass, interval, text, name, integer, regclass) IS
     'Keeps a table''s rows for keep (by time_column), then deletes, anonymizes (masking rules) or archives them (into archive_table) in committed batches when run_retention or run_jobs runs.';
@@ -68,6 +46,3 @@ COMMENT ON FUNCTION tenancy.retention_preview() IS
     'What run_retention and the next partition maintenance would do now: rows due per policy, partitions due per partition set (with their estimated rows). Changes nothing.';
 COMMENT ON FUNCTION tenancy.purge_tenant(uuid, text) IS
     'GDPR erasure: deletes (or anonymizes) one tenant''s rows in every registered table, resets its quota usage, replaces its audit trail with one PURGE audit row; returns the rows purged.';
-COMMENT ON FUNCTION tenancy._jobs_begin(boolean) IS 'Internal: queues a run_jobs (or run_retention) run in this session.';
-COMMENT ON FUNCTION tenancy._jobs_step() IS 'Internal: runs the next queued step; false when the run is over.';
-COMMENT ON FUNCTION tenancy._jobs_end() IS 'Internal: abandons this session''s run and releases its locks.';

@@ -30,8 +30,8 @@ pgrx::extension_sql_file!(
         "mask_catalog",
         "retention_catalog",
         audit::api::_audit_cover_partitions,
-        quota::_row_quota_cover_partitions,
-        quota::_row_quota_follow_rename,
+        quota::api::_row_quota_cover_partitions,
+        quota::api::_row_quota_follow_rename,
         tenant::api::_isolation_cover_partitions
     ]
 );
@@ -47,9 +47,11 @@ pub extern "C-unwind" fn _PG_init() {
     audit::init();
     quota::init();
     mask::init();
+    stats::init();
     scheduler::init();
     // Nothing else may claim our GUC prefix (a typo in `SET tenancy.x` is then an error).
     #[cfg(not(any(feature = "pg13", feature = "pg14")))]
+    // SAFETY: called from _PG_init, after our GUCs are defined.
     unsafe {
         pg_sys::MarkGUCPrefixReserved(c"tenancy".as_ptr())
     };

@@ -2,39 +2,13 @@
 //! read a record's history, seal and verify the hash chains.
 
 use super::seal;
+use super::triggers::{invalidate, trigger_definitions};
 use crate::common::error::{self, required, Result};
 use crate::common::privilege::as_extension_owner;
 use crate::common::relation::Relation;
 use crate::common::sqltypes::RegClass;
 use crate::common::triggers;
 use pgrx::prelude::*;
-
-/// The four statement triggers auditing a table, by name and definition.
-pub fn trigger_definitions(qualified_table: &str) -> Vec<(&'static str, String)> {
-    let function = "EXECUTE FUNCTION tenancy._audit_statement()";
-    vec![
-        (
-            "tenancy_audit_insert",
-            format!("AFTER INSERT ON {qualified_table} REFERENCING NEW TABLE AS tenancy_audit_new FOR EACH STATEMENT {function}"),
-        ),
-        (
-            "tenancy_audit_update",
-            format!(
-                "AFTER UPDATE ON {qualified_table} REFERENCING OLD TABLE AS tenancy_audit_old NEW TABLE AS tenancy_audit_new FOR EACH STATEMENT {function}"
-            ),
-        ),
-        (
-            "tenancy_audit_delete",
-            format!("AFTER DELETE ON {qualified_table} REFERENCING OLD TABLE AS tenancy_audit_old FOR EACH STATEMENT {function}"),
-        ),
-        ("tenancy_audit_truncate", format!("AFTER TRUNCATE ON {qualified_table} FOR EACH STATEMENT {function}")),
-    ]
-}
-
-/// `CREATE TRIGGER` statements auditing a new partition of an audited table.
-pub fn trigger_sql(qualified_table: &str) -> Vec<String> {
-    triggers::create_sql(trigger_definitions(qualified_table))
-}
 
 /// The columns PostgreSQL identifies rows of `table` by: its primary key, else
 /// its replica identity index. 55000 when there is neither.
@@ -73,8 +47,7 @@ fn enable_audit(
 ) -> Result<()> {
     let tbl = required(tbl, "tbl")?;
     let exclude_columns = required(exclude_columns, "exclude_columns")?;
-    let table = Relation::lookup_table(tbl)?;
-    table.require_owner()?;
+    let table = Relation::owned_table(tbl)?;
     if table.schema == "tenancy" {
         return Err(error::invalid_parameter(
             "pg_tenancy's own tables cannot be audited",
@@ -149,21 +122,11 @@ fn _audit_cover_partitions(tbl: RegClass) -> Result<()> {
     Ok(())
 }
 
-/// Every backend rebuilds what it cached about the table (its audit plan).
-fn invalidate(table: &Relation) {
-    // SAFETY: queues a relcache invalidation, sent at commit.
-    unsafe { pg_sys::CacheInvalidateRelcacheByRelid(table.oid) };
-    for partition in table.partitions() {
-        unsafe { pg_sys::CacheInvalidateRelcacheByRelid(partition.oid) };
-    }
-}
-
 /// Stops auditing `tbl` (and its partitions). The rows already logged stay.
 #[pg_extern(volatile, parallel_unsafe)]
 fn disable_audit(tbl: Option<RegClass>) -> Result<()> {
     let tbl = required(tbl, "tbl")?;
-    let table = Relation::lookup_table(tbl)?;
-    table.require_owner()?;
+    let table = Relation::owned_table(tbl)?;
     let changed = triggers::drop_all(&table, "tenancy_audit_");
     let configured = as_extension_owner(|| {
         Spi::connect_mut(|client| {

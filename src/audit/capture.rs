@@ -3,7 +3,9 @@
 //! one audit row per changed row in batches. No SQL runs per row.
 
 use super::catalog_oids;
-use super::plan::{self, ObjectBuilder, TablePlan};
+use super::chunks::Chunks;
+use super::plan::{self, TablePlan};
+use super::row_json::ObjectBuilder;
 use super::store::{self, col, Writer, COLUMNS};
 use crate::common::transition::TransitionReader;
 use crate::common::varlena::switch_memory;
@@ -38,6 +40,8 @@ thread_local! {
 
 /// Copies a varlena datum into TopMemoryContext so it lives for the session.
 unsafe fn keep_for_session(datum: pg_sys::Datum) -> pg_sys::Datum {
+    // SAFETY: `datum` is a live varlena (the caller's contract); the copy is
+    // allocated in TopMemoryContext with its full size before the bytes are copied.
     unsafe {
         let size = pgrx::varsize_any(datum.cast_mut_ptr());
         let copy = pg_sys::MemoryContextAlloc(pg_sys::TopMemoryContext, size) as *mut u8;
@@ -47,6 +51,8 @@ unsafe fn keep_for_session(datum: pg_sys::Datum) -> pg_sys::Datum {
 }
 
 unsafe fn session_values() -> (Option<pg_sys::Datum>, pg_sys::Datum) {
+    // SAFETY: called inside a transaction (a trigger); the syscache and
+    // memory context calls below need nothing more.
     unsafe {
         let user = pg_sys::GetSessionUserId();
         SESSION.with(|cell| {
@@ -130,6 +136,8 @@ impl Ids {
 /// A text datum of `bytes` (already in the database encoding) in the current
 /// memory context.
 unsafe fn text_datum(bytes: &[u8]) -> pg_sys::Datum {
+    // SAFETY: `bytes` is a valid slice (at most a text value's size) that
+    // cstring_to_text_with_len copies into a new palloc'd text.
     unsafe {
         pg_sys::Datum::from(pg_sys::cstring_to_text_with_len(
             bytes.as_ptr().cast(),
@@ -139,6 +147,7 @@ unsafe fn text_datum(bytes: &[u8]) -> pg_sys::Datum {
 }
 
 unsafe fn uuid_datum(bytes: &[u8; 16]) -> pg_sys::Datum {
+    // SAFETY: a 16-byte palloc'd block receives exactly 16 bytes.
     unsafe {
         let memory = pg_sys::palloc(16) as *mut u8;
         std::ptr::copy_nonoverlapping(bytes.as_ptr(), memory, 16);
@@ -146,7 +155,8 @@ unsafe fn uuid_datum(bytes: &[u8; 16]) -> pg_sys::Datum {
     }
 }
 
-unsafe fn uuid_datum_in(chunks: &mut super::plan::Chunks, bytes: &[u8; 16]) -> pg_sys::Datum {
+unsafe fn uuid_datum_in(chunks: &mut Chunks, bytes: &[u8; 16]) -> pg_sys::Datum {
+    // SAFETY: the chunk allocator hands out at least 16 writable bytes.
     unsafe {
         let memory = chunks.alloc(16);
         std::ptr::copy_nonoverlapping(bytes.as_ptr(), memory, 16);
@@ -156,6 +166,8 @@ unsafe fn uuid_datum_in(chunks: &mut super::plan::Chunks, bytes: &[u8; 16]) -> p
 
 impl Statement {
     unsafe fn new(plan: &TablePlan, op: &str, logged_at: pg_sys::TimestampTz) -> Statement {
+        // SAFETY: runs in a trigger, inside a transaction: the session values,
+        // actor and text datums are built in the current memory context.
         unsafe {
             let (client_addr, session_user_name) = session_values();
             let actor = context::with_current_actor(|actor| match actor {
@@ -211,7 +223,7 @@ fn next_sequence_value() -> i64 {
 
 /// The tenant of a row: its tenant column when the table is registered.
 unsafe fn row_tenant(
-    chunks: &mut super::plan::Chunks,
+    chunks: &mut Chunks,
     plan: &TablePlan,
     statement: &Statement,
     values: &[pg_sys::Datum],
@@ -220,7 +232,9 @@ unsafe fn row_tenant(
     match plan.tenant_index {
         Some(index) if !nulls[index] => {
             // The tuple is gone after the next fetch: keep a copy.
+            // SAFETY: a non-NULL uuid datum points at its 16 bytes, alive until the next fetch.
             let bytes = unsafe { &*(values[index].cast_mut_ptr::<[u8; 16]>()) };
+            // SAFETY: the copy goes to the statement's chunks, alive until the insert.
             Some(unsafe { uuid_datum_in(chunks, bytes) })
         }
         Some(_) => None,
@@ -300,6 +314,8 @@ unsafe fn capture_one_side(
             "audit trigger fired without its transition table; re-run tenancy.enable_audit()"
         );
     }
+    // SAFETY: `store` was checked non-null and is the trigger's transition
+    // table shaped like `tupdesc`; every datum built here lives in this trigger's context.
     unsafe {
         let statement = Statement::new(plan, op, logged_at);
         let mut reader = TransitionReader::new(store, tupdesc);
@@ -339,6 +355,8 @@ unsafe fn capture_updates(
             "audit trigger fired without its transition tables; re-run tenancy.enable_audit()"
         );
     }
+    // SAFETY: both stores were checked non-null and are the trigger's
+    // transition tables shaped like `tupdesc`.
     unsafe {
         let statement = Statement::new(plan, "UPDATE", logged_at);
         let mut old_reader = TransitionReader::new(old_store, tupdesc);
@@ -414,7 +432,7 @@ unsafe fn capture_updates(
 /// 4-byte-header text at an int-aligned offset), written into the batch's
 /// chunks without a call into PostgreSQL.
 pub(super) unsafe fn text_array<'a>(
-    chunks: &mut super::plan::Chunks,
+    chunks: &mut Chunks,
     names: impl Iterator<Item = &'a [u8]> + Clone,
 ) -> pg_sys::Datum {
     // ARR_OVERHEAD_NONULLS(1): the header (size, ndim, dataoffset, elemtype)
@@ -425,6 +443,8 @@ pub(super) unsafe fn text_array<'a>(
     let put = |bytes: &mut [u8], at: usize, word: u32| {
         bytes[at..at + 4].copy_from_slice(&word.to_ne_bytes())
     };
+    // SAFETY: `size` covers the header and every element, rounded as
+    // construct_array does; the memory is zeroed before it is written.
     unsafe {
         let memory = chunks.alloc(size);
         let bytes = std::slice::from_raw_parts_mut(memory, size);
@@ -452,6 +472,7 @@ pub(super) unsafe fn text_array<'a>(
 /// Relcache callback: drop what we cached about `relid`.
 #[pg_guard]
 pub unsafe extern "C-unwind" fn forget(arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    // SAFETY: a relcache callback is called with the arguments it was registered with.
     unsafe { plan::forget(arg, relid) };
     store::forget(relid);
     catalog_oids::forget(relid);

@@ -11,15 +11,9 @@ thread_local! {
 }
 
 fn lookup(name: &std::ffi::CStr) -> pg_sys::Oid {
-    // SAFETY: syscache lookups inside a transaction.
-    unsafe {
-        let namespace = pg_sys::get_namespace_oid(c"tenancy".as_ptr(), false);
-        let oid = pg_sys::get_relname_relid(name.as_ptr(), namespace);
-        if oid == pg_sys::InvalidOid {
-            pgrx::error!("relation tenancy.{} does not exist", name.to_string_lossy());
-        }
-        oid
-    }
+    crate::common::relation::catalog_relid(name).unwrap_or_else(|| {
+        pgrx::error!("relation tenancy.{} does not exist", name.to_string_lossy())
+    })
 }
 
 fn cached(

@@ -349,7 +349,7 @@ pub fn datetime_text(
     let local = unix_micros.checked_add(offset_east.unwrap_or(0).checked_mul(1_000_000)?)?;
     let days = local.div_euclid(86_400_000_000);
     let micros_of_day = local.rem_euclid(86_400_000_000);
-    let (year, month, day) = crate::partition::bounds::civil_from_days(days);
+    let (year, month, day) = crate::common::calendar::civil_from_days(days);
     if !(1..=9999).contains(&year) {
         return None;
     }

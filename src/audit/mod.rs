@@ -4,16 +4,19 @@
 mod api;
 mod capture;
 mod catalog_oids;
+mod chunks;
 mod guard;
 pub mod jsonb;
+mod partitions;
 mod plan;
+mod purge;
+mod row_json;
 mod seal;
 mod store;
+mod triggers;
 
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;
-
-pub use api::trigger_sql;
 
 use pgrx::prelude::*;
 
@@ -38,36 +41,25 @@ pgrx::extension_sql_file!(
     ]
 );
 
-/// Registers the relcache callback that keeps cached audit plans fresh;
-/// called from `_PG_init`.
+/// Registers the relcache callback that keeps cached audit plans fresh, and
+/// audit's part in partition maintenance and tenant purges; called from `_PG_init`.
 pub fn init() {
     // SAFETY: registering a callback during library load, as the docs prescribe.
     unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(capture::forget), pg_sys::Datum::from(0)) };
-}
-
-/// Records that partition retention retired audit log partitions ending at or
-/// before `before` (a timestamptz literal), so `verify_audit` expires their
-/// links instead of reporting them missing.
-pub fn record_expiry(before: &str, mode: &str, partitions: Vec<String>) {
-    crate::common::internal_writes::with_internal_writes(|| crate::common::privilege::as_extension_owner(|| {
-        Spi::run_with_args(
-            "INSERT INTO tenancy.audit_expiry (expired_before, mode, partitions) VALUES ($1::timestamptz, $2, $3)",
-            &[before.into(), mode.into(), partitions.into()],
-        )
-    }))
-    .expect("recording expired audit partitions failed");
+    crate::common::hooks::on_child_attached(partitions::child_attached);
+    crate::common::hooks::on_children_retired(partitions::children_retired);
+    crate::common::hooks::on_purge_recorded(purge::record);
 }
 
 /// Makes sure `tenancy.audit_log` is a managed partition set (monthly) with a
-/// partition for now. Each child gets a BRIN index on (txid, logged_at) and
-/// the statement guard (statement triggers are not cloned to partitions; the
-/// parent's row guard is), see audit::guard.
+/// partition for now. Each child gets its index and guard from
+/// [`partitions::child_attached`].
 pub fn ensure_audit_log_partitions() {
-    crate::partition::ensure_internal_set(
-        "tenancy.audit_log",
-        "logged_at",
-        "'1 month', 2, NULL, ARRAY['CREATE INDEX ON {child} USING brin (txid, logged_at)', \
-         'CREATE TRIGGER tenancy_no_changes BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {child} \
-          FOR EACH STATEMENT EXECUTE FUNCTION tenancy._guard_audit_tables()']",
-    );
+    crate::partition::ensure_internal_set(&crate::partition::InternalSet {
+        table: c"audit_log",
+        control_column: "logged_at",
+        interval: "1 month",
+        premake: 2,
+        retention: None,
+    });
 }

@@ -7,6 +7,7 @@
 //! `sha256(previous link || sha256(row content))`, so changing, deleting or
 //! inserting a sealed row, or removing a link, breaks the chain from there on.
 
+use crate::common::locks::Lock;
 use crate::common::privilege::as_extension_owner;
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
@@ -17,9 +18,6 @@ use std::collections::HashMap;
 pub const NO_TENANT: [u8; 16] = [0; 16];
 /// Rows read per query while sealing or verifying.
 const CHUNK: i64 = 10_000;
-/// Advisory lock that keeps two seals apart ("tena", 2).
-const SEAL_LOCK: (i32, i32) = (0x7465_6e61, 2);
-
 /// The canonical bytes of an audit row: each field length-prefixed, NULL marked.
 fn content_hash(fields: &[Option<String>]) -> [u8; 32] {
     let mut hasher = Sha256::new();
@@ -81,7 +79,7 @@ pub fn seal() -> i64 {
         as_extension_owner(|| {
             let locked = Spi::get_one_with_args::<bool>(
                 "SELECT pg_catalog.pg_try_advisory_xact_lock($1, $2)",
-                &[SEAL_LOCK.0.into(), SEAL_LOCK.1.into()],
+                &[Lock::Seal.key().0.into(), Lock::Seal.key().1.into()],
             )
             .expect("advisory lock failed")
             .unwrap_or(false);
@@ -101,25 +99,13 @@ pub fn seal() -> i64 {
         )
         .expect("reading the last seal failed")
         .unwrap_or(0);
-            let mut heads: HashMap<pgrx::Uuid, (i64, Vec<u8>)> = Spi::connect(|client| {
-                client
-                    .select(
-                        "SELECT tenant_key, pos, link_hash FROM tenancy.audit_chain_heads",
-                        None,
-                        &[],
-                    )?
-                    .map(|row| {
-                        Ok((
-                            row.get::<pgrx::Uuid>(1)?.expect("key"),
-                            (
-                                row.get::<i64>(2)?.unwrap_or(0),
-                                row.get::<Vec<u8>>(3)?.unwrap_or_default(),
-                            ),
-                        ))
-                    })
-                    .collect::<Result<_, pgrx::spi::Error>>()
-            })
-            .expect("reading chain heads failed");
+            let mut heads: HashMap<pgrx::Uuid, (i64, Vec<u8>)> = chain_heads(
+                "SELECT tenant_key, pos, link_hash FROM tenancy.audit_chain_heads",
+                &[],
+            )
+            .into_iter()
+            .map(|(key, pos, hash)| (key, (pos, hash)))
+            .collect();
             let mut sealed = 0i64;
             let mut after: (i64, i64) = (from - 1, i64::MIN);
             loop {
@@ -226,34 +212,39 @@ pub struct Verdict {
     pub first_bad_id: Option<i64>,
 }
 
+/// Chain heads a query selects: (tenant key, position, link hash), a chain
+/// not yet headed as (key, 0, empty).
+fn chain_heads(sql: &str, args: &[DatumWithOid]) -> Vec<(pgrx::Uuid, i64, Vec<u8>)> {
+    Spi::connect(|client| {
+        client
+            .select(sql, None, args)?
+            .map(|row| {
+                Ok((
+                    row.get::<pgrx::Uuid>(1)?.expect("key"),
+                    row.get::<i64>(2)?.unwrap_or(0),
+                    row.get::<Vec<u8>>(3)?.unwrap_or_default(),
+                ))
+            })
+            .collect::<Result<_, pgrx::spi::Error>>()
+    })
+    .expect("reading chain heads failed")
+}
+
 /// Walks each chain (or `only`'s) from its first link, recomputing every hash.
 pub fn verify(only: Option<pgrx::Uuid>) -> Vec<Verdict> {
     as_extension_owner(|| {
         let no_tenant = pgrx::Uuid::from_bytes(NO_TENANT);
         let only_key = only.map(|t| if t == no_tenant { no_tenant } else { t });
-        let heads: Vec<(pgrx::Uuid, i64, Vec<u8>)> = Spi::connect(|client| {
-            client
-                .select(
-                    "SELECT tenant_key, pos, link_hash FROM tenancy.audit_chain_heads
-                      WHERE $1::uuid IS NULL OR tenant_key = $1
-                     UNION
-                     SELECT DISTINCT c.tenant_key, 0::bigint, NULL::bytea FROM tenancy.audit_chain c
-                      WHERE ($1::uuid IS NULL OR c.tenant_key = $1)
-                        AND NOT EXISTS (SELECT 1 FROM tenancy.audit_chain_heads h WHERE h.tenant_key = c.tenant_key)
-                     ORDER BY 1",
-                    None,
-                    &[only_key.into()],
-                )?
-                .map(|row| {
-                    Ok((
-                        row.get::<pgrx::Uuid>(1)?.expect("key"),
-                        row.get::<i64>(2)?.unwrap_or(0),
-                        row.get::<Vec<u8>>(3)?.unwrap_or_default(),
-                    ))
-                })
-                .collect::<Result<_, pgrx::spi::Error>>()
-        })
-        .expect("reading chain heads failed");
+        let heads = chain_heads(
+            "SELECT tenant_key, pos, link_hash FROM tenancy.audit_chain_heads
+              WHERE $1::uuid IS NULL OR tenant_key = $1
+             UNION
+             SELECT DISTINCT c.tenant_key, 0::bigint, NULL::bytea FROM tenancy.audit_chain c
+              WHERE ($1::uuid IS NULL OR c.tenant_key = $1)
+                AND NOT EXISTS (SELECT 1 FROM tenancy.audit_chain_heads h WHERE h.tenant_key = c.tenant_key)
+             ORDER BY 1",
+            &[only_key.into()],
+        );
         // Rows below the sealed horizon that are in no chain were added afterwards.
         let forged: HashMap<pgrx::Uuid, i64> = Spi::connect(|client| {
             client

@@ -5,8 +5,7 @@
 //! the extension can write the log: no role holds INSERT on it.
 
 use super::catalog_oids;
-use crate::partition::bounds::{self, ControlKind, Range};
-use crate::partition::catalog as partition_catalog;
+use crate::common::calendar::Range;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::cell::RefCell;
@@ -97,19 +96,11 @@ fn partitions() -> std::rc::Rc<Partitions> {
     if let Some(current) = CURRENT.with(|c| c.borrow().clone()) {
         return current;
     }
-    let parent = catalog_oids::audit_log();
-    let raw = partition_catalog::load_children(&[parent])
-        .remove(&parent)
-        .unwrap_or_default();
-    let mut loaded = Partitions::default();
-    for (oid, _, _, bound) in raw {
-        match bounds::parse_partition_bound(ControlKind::TimestampTz, &bound) {
-            Ok(Some(range)) => loaded.ranges.push((range, oid)),
-            Ok(None) => loaded.default = Some(oid),
-            Err(_) => {}
-        }
-    }
-    loaded.ranges.sort_by_key(|(range, _)| range.from);
+    let children = crate::partition::time_children(catalog_oids::audit_log());
+    let loaded = Partitions {
+        ranges: children.ranges,
+        default: children.default,
+    };
     let loaded = std::rc::Rc::new(loaded);
     if !STALE.with(|s| s.get()) {
         CURRENT.with(|c| *c.borrow_mut() = Some(loaded.clone()));
@@ -144,6 +135,8 @@ unsafe fn column_positions(
         return found;
     }
     let mut positions = [usize::MAX; COLUMNS.len()];
+    // SAFETY: `relation` is the open audit log partition the caller holds;
+    // its tuple descriptor has `natts` attributes.
     unsafe {
         let tupdesc = (*relation).rd_att;
         let natts = (*tupdesc).natts as usize;
@@ -182,7 +175,7 @@ pub struct Writer {
     /// Short-lived memory for one batch's values; reset after each flush.
     pub batch_memory: pg_sys::MemoryContext,
     /// Bump allocator over `batch_memory` for the rows' values.
-    pub chunks: super::plan::Chunks,
+    pub chunks: super::chunks::Chunks,
     owns_batch_memory: bool,
 }
 
@@ -253,7 +246,7 @@ impl Writer {
                 command_id: pg_sys::GetCurrentCommandId(true),
                 bulk,
                 batch_memory,
-                chunks: super::plan::Chunks::default(),
+                chunks: super::chunks::Chunks::default(),
                 owns_batch_memory,
             }
         }

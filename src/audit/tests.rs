@@ -8,6 +8,45 @@ mod tests {
     use crate::audit::jsonb::{self, Value};
     use pgrx::prelude::*;
 
+    /// Every partition of the audit log, those made at the first audited
+    /// table and those maintenance premakes later, gets the BRIN index and
+    /// the statement guard from audit's partition hook.
+    #[pg_test]
+    fn audit_log_partitions_get_their_index_and_guard() {
+        let children = || {
+            Spi::get_one::<i64>(
+                "SELECT count(*) FROM pg_partition_tree('tenancy.audit_log') t
+                   JOIN pg_class c ON c.oid = t.relid WHERE c.relkind = 'r'",
+            )
+            .unwrap()
+            .unwrap()
+        };
+        Spi::run(
+            "CREATE TABLE hooked (id int PRIMARY KEY);
+             SELECT tenancy.enable_audit('hooked');",
+        )
+        .unwrap();
+        let first = children();
+        Spi::run(
+            "SET LOCAL tenancy.now_override = '2031-06-15 00:00:00+00';
+             SELECT tenancy.run_maintenance('tenancy.audit_log');",
+        )
+        .unwrap();
+        assert!(children() > first, "maintenance made new partitions");
+        let lacking = Spi::get_one::<i64>(
+            "SELECT count(*) FROM pg_partition_tree('tenancy.audit_log') t
+               JOIN pg_class c ON c.oid = t.relid
+              WHERE c.relkind = 'r'
+                AND (NOT EXISTS (SELECT FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+                                   JOIN pg_am a ON a.oid = ic.relam
+                                  WHERE i.indrelid = c.oid AND a.amname = 'brin')
+                  OR NOT EXISTS (SELECT FROM pg_trigger g
+                                  WHERE g.tgrelid = c.oid AND g.tgname = 'tenancy_no_changes'))",
+        )
+        .unwrap();
+        assert_eq!(lacking, Some(0));
+    }
+
     /// Raw bytes of a jsonb value PostgreSQL parsed from `text`.
     fn postgres_jsonb_bytes(text: &str) -> Vec<u8> {
         Spi::get_one_with_args::<Vec<u8>>("SELECT tests.jsonb_raw($1::jsonb)", &[text.into()])
@@ -18,7 +57,13 @@ mod tests {
     /// The bytes of a jsonb datum as PostgreSQL stores it.
     #[pg_extern(immutable)]
     fn jsonb_raw(value: pgrx::JsonB) -> Vec<u8> {
-        let datum = value.into_datum().unwrap();
+        stored_bytes(value.into_datum().unwrap())
+    }
+
+    /// The bytes of a varlena datum just built, detoasted, header included.
+    fn stored_bytes(datum: pg_sys::Datum) -> Vec<u8> {
+        // SAFETY: a varlena datum just built; detoasting returns a
+        // 4-byte-header copy of it.
         unsafe {
             let varlena = pg_sys::pg_detoast_datum(datum.cast_mut_ptr());
             let size = pgrx::varsize_any(varlena);
@@ -129,12 +174,7 @@ mod tests {
 
     #[pg_extern(immutable)]
     fn numeric_raw(value: pgrx::AnyNumeric) -> Vec<u8> {
-        let datum = value.into_datum().unwrap();
-        unsafe {
-            let varlena = pg_sys::pg_detoast_datum(datum.cast_mut_ptr());
-            let size = pgrx::varsize_any(varlena);
-            std::slice::from_raw_parts(varlena as *const u8, size).to_vec()
-        }
+        stored_bytes(value.into_datum().unwrap())
     }
 
     /// changed_cols is written by hand: the same bytes construct_array makes.
@@ -144,7 +184,8 @@ mod tests {
             vec!["qty"],
             vec!["a", "bb", "ccc", "dddd", "name with spaces ✓"],
         ] {
-            let mut chunks = crate::audit::plan::Chunks::default();
+            let mut chunks = crate::audit::chunks::Chunks::default();
+            // SAFETY: chunks of this test hold the array until it is read below.
             let ours = unsafe {
                 let datum = crate::audit::capture::text_array(
                     &mut chunks,
@@ -166,6 +207,7 @@ mod tests {
     /// The bytes of a text[] as construct_array builds it.
     #[pg_extern(immutable)]
     fn text_array_raw(names: Vec<String>) -> Vec<u8> {
+        // SAFETY: construct_array gets valid text datums of the right type.
         unsafe {
             let mut elements: Vec<pg_sys::Datum> = names
                 .iter()

@@ -52,7 +52,8 @@ pub fn now_micros() -> i64 {
         .filter(|value| !value.as_bytes().is_empty())
     {
         Some(text) => {
-            // timestamptz_in raises a clean ERROR for text it cannot read.
+            // SAFETY: timestamptz_in gets a C string and the usual typmod
+            // arguments; it raises a clean ERROR for text it cannot read.
             let value: pgrx::datum::TimestampWithTimeZone = unsafe {
                 pgrx::fcinfo::direct_function_call(
                     pg_sys::timestamptz_in,

@@ -1,11 +1,15 @@
 //! Pieces every capability shares: error constructors, SQL argument types,
 //! relation lookups, the clock, subtransactions and privilege switches.
 
+pub mod calendar;
 pub mod clock;
 pub mod error;
+pub mod hooks;
 pub mod internal_writes;
+pub mod locks;
 pub mod privilege;
 pub mod relation;
+pub mod selection;
 pub mod settings;
 pub mod sql;
 pub mod sqltypes;

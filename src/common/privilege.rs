@@ -96,6 +96,7 @@ pub fn as_extension_owner_qualified<R>(work: impl FnOnce() -> R) -> R {
         );
     }
     let result = work();
+    // SAFETY: restores the user and security context saved above.
     unsafe { pg_sys::SetUserIdAndSecContext(saved_user, saved_context) };
     result
 }

@@ -74,6 +74,14 @@ impl Relation {
         Ok(relation)
     }
 
+    /// A plain or partitioned table the caller owns: what every call that
+    /// changes a table's setup needs (42809 not a table, 42501 not the owner).
+    pub fn owned_table(tbl: RegClass) -> Result<Relation> {
+        let table = Relation::lookup_table(tbl)?;
+        table.require_owner()?;
+        Ok(table)
+    }
+
     pub fn is_table(&self) -> bool {
         matches!(self.kind, 'r' | 'p')
     }
@@ -167,5 +175,41 @@ fn relkind_description(kind: char) -> &'static str {
         'c' => "composite type",
         't' => "TOAST table",
         _ => "relation of another kind",
+    }
+}
+
+/// A relation of schema tenancy, if it exists (the syscache answers; an
+/// older release's SQL may not have it yet).
+pub fn catalog_relid(name: &std::ffi::CStr) -> Option<pg_sys::Oid> {
+    // SAFETY: syscache lookups inside a transaction.
+    unsafe {
+        let namespace = pg_sys::get_namespace_oid(c"tenancy".as_ptr(), true);
+        if namespace == pg_sys::InvalidOid {
+            return None;
+        }
+        let relid = pg_sys::get_relname_relid(name.as_ptr(), namespace);
+        (relid != pg_sys::InvalidOid).then_some(relid)
+    }
+}
+
+/// A relation's name, schema-qualified and quoted from `nspname` and
+/// `relname` (never `regclass::text`, which leaves out the schema when it is
+/// on the search_path of the moment), or None if the OID names none.
+pub fn qualified_name_of(relid: pg_sys::Oid) -> Option<String> {
+    // SAFETY: syscache lookups inside a transaction; the names they return
+    // are palloc'd copies, read before this function returns.
+    unsafe {
+        let name = pg_sys::get_rel_name(relid);
+        if name.is_null() {
+            return None;
+        }
+        let schema = pg_sys::get_namespace_name(pg_sys::get_rel_namespace(relid));
+        if schema.is_null() {
+            return None;
+        }
+        Some(quote_qualified_identifier(
+            std::ffi::CStr::from_ptr(schema).to_string_lossy(),
+            std::ffi::CStr::from_ptr(name).to_string_lossy(),
+        ))
     }
 }

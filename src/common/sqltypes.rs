@@ -50,6 +50,7 @@ macro_rules! oid_alias {
             }
         }
 
+        // SAFETY: the argument's SQL type is the one this type maps to.
         unsafe impl<'fcx> ArgAbi<'fcx> for $name {
             unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
                 let index = arg.index();
@@ -59,6 +60,7 @@ macro_rules! oid_alias {
             }
         }
 
+        // SAFETY: an OID is returned as a by-value datum of the declared type.
         unsafe impl BoxRet for $name {
             unsafe fn box_into<'fcx>(self, fcinfo: &mut FcInfo<'fcx>) -> Datum<'fcx> {
                 // SAFETY: an OID is a by-value datum.
@@ -109,6 +111,7 @@ impl FromDatum for SqlName {
     }
 }
 
+// SAFETY: the argument's SQL type is name.
 unsafe impl<'fcx> ArgAbi<'fcx> for SqlName {
     unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
         let index = arg.index();
@@ -138,6 +141,7 @@ impl IntoDatum for SqlName {
     }
 }
 
+// SAFETY: a name is returned as a datum of the declared type.
 unsafe impl BoxRet for SqlName {
     unsafe fn box_into<'fcx>(self, fcinfo: &mut FcInfo<'fcx>) -> Datum<'fcx> {
         // SAFETY: into_datum always returns a datum for a name.

@@ -30,6 +30,7 @@ pub fn attempt<T>(work: impl FnOnce() -> T) -> Result<T, Failure> {
     // context and resource owner are restored on both paths.
     let (memory_context, resource_owner) =
         unsafe { (pg_sys::CurrentMemoryContext, pg_sys::CurrentResourceOwner) };
+    // SAFETY: starts the subtransaction the two paths below end.
     unsafe {
         pg_sys::BeginInternalSubTransaction(std::ptr::null());
         pg_sys::MemoryContextSwitchTo(memory_context);
@@ -41,6 +42,8 @@ pub fn attempt<T>(work: impl FnOnce() -> T) -> Result<T, Failure> {
         // Borrow the wrapper whole: capturing only its field would lose the assertion.
         let slot: &mut AssertUnwindSafe<Option<_>> = &mut work;
         let value = (slot.0.take().expect("attempted once"))();
+        // SAFETY: ends the subtransaction begun above and restores the
+        // context and resource owner saved before it.
         unsafe {
             pg_sys::ReleaseCurrentSubTransaction();
             pg_sys::MemoryContextSwitchTo(memory_context);
@@ -49,6 +52,8 @@ pub fn attempt<T>(work: impl FnOnce() -> T) -> Result<T, Failure> {
         Ok(value)
     })
     .catch_others(|caught| {
+        // SAFETY: rolls back the subtransaction begun above, as PL/pgSQL
+        // does, and restores the saved context and resource owner.
         unsafe {
             pg_sys::MemoryContextSwitchTo(memory_context);
             pg_sys::RollbackAndReleaseCurrentSubTransaction();

@@ -21,6 +21,8 @@ impl TransitionReader {
         store: *mut pg_sys::Tuplestorestate,
         tupdesc: pg_sys::TupleDesc,
     ) -> TransitionReader {
+        // SAFETY: `store` is a live transition table (the caller's contract);
+        // the slot is made for `tupdesc`, the store's row shape.
         unsafe {
             let pointer =
                 pg_sys::tuplestore_alloc_read_pointer(store, pg_sys::EXEC_FLAG_REWIND as i32);
@@ -40,6 +42,7 @@ impl TransitionReader {
     /// # Safety
     /// Tuples are allocated in the current memory context.
     pub unsafe fn next(&mut self) -> Option<(&[pg_sys::Datum], &[bool])> {
+        // SAFETY: as for `next_prefix`, with every column.
         unsafe { self.next_prefix(self.natts) }
     }
 
@@ -49,6 +52,8 @@ impl TransitionReader {
     /// # Safety
     /// As for `next`; `count` is at most the number of columns.
     pub unsafe fn next_prefix(&mut self, count: usize) -> Option<(&[pg_sys::Datum], &[bool])> {
+        // SAFETY: `store` and `slot` are live (made in `new`); `count` is at most
+        // the number of columns (the caller's contract).
         unsafe {
             if !pg_sys::tuplestore_gettupleslot(self.store, true, false, self.slot) {
                 return None;

@@ -21,6 +21,7 @@ pub fn switch_memory(context: pg_sys::MemoryContext) -> pg_sys::MemoryContext {
 #[cfg(target_endian = "little")]
 #[inline]
 pub unsafe fn varlena_first_byte(value: *const pg_sys::varlena) -> u8 {
+    // SAFETY: `value` points at a varlena (the caller's contract); its first byte is its header.
     unsafe { *(value as *const u8) }
 }
 
@@ -29,6 +30,8 @@ pub unsafe fn varlena_first_byte(value: *const pg_sys::varlena) -> u8 {
 /// the common inline case.
 #[inline]
 pub unsafe fn detoast_packed(value: *mut pg_sys::varlena) -> *mut pg_sys::varlena {
+    // SAFETY: `value` points at a varlena; only compressed or external
+    // values go through pg_detoast_datum.
     unsafe {
         let first = varlena_first_byte(value);
         let external = first == 0x01;
@@ -43,6 +46,8 @@ pub unsafe fn detoast_packed(value: *mut pg_sys::varlena) -> *mut pg_sys::varlen
 
 /// The value with a plain 4-byte header (what numeric and jsonb code expects).
 pub unsafe fn detoast_full(value: *mut pg_sys::varlena) -> *mut pg_sys::varlena {
+    // SAFETY: `value` points at a varlena; anything but a plain 4-byte
+    // header is detoasted into a new copy.
     unsafe {
         if varlena_first_byte(value) & 0x03 == 0x00 {
             value
@@ -54,12 +59,14 @@ pub unsafe fn detoast_full(value: *mut pg_sys::varlena) -> *mut pg_sys::varlena 
 
 /// VARSIZE of a 4-byte-header varlena (detoasted, not short).
 pub unsafe fn varsize_any(value: *mut pg_sys::varlena) -> usize {
+    // SAFETY: `value` points at a varlena with a readable header.
     unsafe { pgrx::varsize_any(value) }
 }
 
 /// Pointer and length of a varlena's data, short header or not.
 #[inline]
 pub unsafe fn vardata_any(value: *mut pg_sys::varlena) -> (*const u8, usize) {
+    // SAFETY: `value` points at a varlena with a readable header.
     unsafe {
         (
             pgrx::vardata_any(value) as *const u8,

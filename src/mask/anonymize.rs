@@ -3,13 +3,15 @@
 //! UPDATE (retention jobs commit between batches; `anonymize_table` runs
 //! them in one transaction).
 
-use super::api::{columns, rules_of};
+use super::columns::{columns, rules_of};
 use super::rules::Rule;
 use crate::common::error::{self, Result};
 use crate::common::relation::Relation;
+use crate::common::selection::RowFilter;
+use crate::common::sql::literal;
 use crate::common::sqltypes::RegClass;
 use pgrx::prelude::*;
-use pgrx::spi::{quote_identifier, quote_literal};
+use pgrx::spi::quote_identifier;
 
 /// `col = masked(col), ...` for the table's rules (None when it has none
 /// that change anything).
@@ -49,29 +51,62 @@ fn key_literal(key: &[(String, String)], values: &[String]) -> String {
     let parts: Vec<String> = key
         .iter()
         .zip(values)
-        .map(|((_, ty), value)| format!("{}::{ty}", quote_literal(value)))
+        .map(|((_, ty), value)| format!("{}::{ty}", literal(value)))
         .collect();
     format!("ROW({})", parts.join(", "))
 }
 
-/// Anonymizes the rows matching `filter` (SQL over the table's columns, or
-/// all rows); returns how many were rewritten.
-pub fn run(table: &Relation, filter: Option<&str>, batch_size: i64) -> Result<i64> {
-    let set = set_clause(table).ok_or_else(|| {
+/// Whether the table has masking rules that change anything (anonymizing it
+/// would rewrite something).
+pub fn covers(table: &Relation) -> bool {
+    set_clause(table).is_some()
+}
+
+fn require_set_clause(table: &Relation) -> Result<String> {
+    set_clause(table).ok_or_else(|| {
         error::not_in_prerequisite_state(format!(
             "table {} has no masking rules to apply",
             table.qualified_name()
         ))
         .set_hint("Set them with tenancy.set_masking_rule().")
-    })?;
+    })
+}
+
+/// Rewrites the rows `filter` selects with one UPDATE (the caller has bounded
+/// them: a retention batch); returns how many.
+pub fn rewrite(table: &Relation, filter: &RowFilter) -> Result<i64> {
+    let set = require_set_clause(table)?;
+    let sql = format!(
+        "UPDATE {} SET {set} WHERE {}",
+        table.qualified_name(),
+        filter.sql(1)
+    );
+    Spi::connect_mut(|client| {
+        client
+            .update(&sql, None, &filter.values())
+            .map(|t| t.len() as i64)
+    })
+    .map_err(|e| {
+        error::not_in_prerequisite_state(format!(
+            "anonymizing rows of {} failed: {e}",
+            table.qualified_name()
+        ))
+    })
+}
+
+/// Anonymizes the rows `filter` selects, in primary-key batches of
+/// `batch_size`; returns how many were rewritten.
+pub fn run(table: &Relation, filter: &RowFilter, batch_size: i64) -> Result<i64> {
+    let set = require_set_clause(table)?;
     let name = table.qualified_name();
-    let filter = filter.unwrap_or("true");
+    let values = filter.values();
+    let filter = filter.sql(1);
     let key = primary_key(table);
     if key.is_empty() {
         // Without a key there is no order to resume from: one UPDATE.
         let sql = format!("UPDATE {name} SET {set} WHERE {filter}");
         return Ok(Spi::connect_mut(|client| {
-            client.update(&sql, None, &[]).map(|t| t.len() as i64)
+            client.update(&sql, None, &values).map(|t| t.len() as i64)
         })
         .expect("anonymizing failed"));
     }
@@ -100,7 +135,7 @@ pub fn run(table: &Relation, filter: Option<&str>, batch_size: i64) -> Result<i6
                     batch_size - 1
                 ),
                 None,
-                &[],
+                &values,
             )?;
             if rows.is_empty() {
                 Ok::<_, pgrx::spi::Error>(None)
@@ -115,7 +150,7 @@ pub fn run(table: &Relation, filter: Option<&str>, batch_size: i64) -> Result<i6
             .unwrap_or_default();
         let sql = format!("UPDATE {name} SET {set} WHERE ({filter}){lower}{bound}");
         rewritten +=
-            Spi::connect_mut(|client| client.update(&sql, None, &[]).map(|t| t.len() as i64))
+            Spi::connect_mut(|client| client.update(&sql, None, &values).map(|t| t.len() as i64))
                 .expect("anonymizing a batch failed");
         match upper {
             Some(values) => after = Some(values),

@@ -2,66 +2,19 @@
 //! masking rules, PII detection, masked views, masked roles and static
 //! anonymization.
 
+use super::columns::{columns, rules_of};
 use super::detect;
 use super::rules::{ColumnKind, Rule, CLASSIFICATIONS, VOCABULARY};
 use crate::common::error::{self, required, Result};
 use crate::common::privilege::as_extension_owner;
 use crate::common::relation::Relation;
+use crate::common::selection::{RowFilter, Value};
+use crate::common::sql::literal;
 use crate::common::sql::{select_value, write_returning};
 use crate::common::sqltypes::{RegClass, SqlName};
 use crate::common::subxact;
 use pgrx::prelude::*;
-use pgrx::spi::{quote_identifier, quote_literal};
-
-/// A table's column as masking sees it.
-#[derive(Debug, Clone)]
-pub struct MaskColumn {
-    pub name: String,
-    /// format_type() of the column's type.
-    pub type_sql: String,
-    pub kind: ColumnKind,
-}
-
-/// Every column of the table, in order, with its kind (domains resolved).
-pub fn columns(table: &Relation) -> Vec<MaskColumn> {
-    Spi::connect(|client| {
-        client
-            .select(
-                "SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod),
-                        (SELECT t.typname::text FROM pg_catalog.pg_type t
-                          WHERE t.oid = CASE WHEN d.typtype = 'd' THEN d.typbasetype ELSE d.oid END)
-                   FROM pg_catalog.pg_attribute a
-                   JOIN pg_catalog.pg_type d ON d.oid = a.atttypid
-                  WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
-                  ORDER BY a.attnum",
-                None,
-                &[RegClass(table.oid).into()],
-            )?
-            .map(|row| {
-                Ok(MaskColumn {
-                    name: row.get::<String>(1)?.unwrap_or_default(),
-                    type_sql: row.get::<String>(2)?.unwrap_or_default(),
-                    kind: ColumnKind::of(&row.get::<String>(3)?.unwrap_or_default()),
-                })
-            })
-            .collect::<std::result::Result<Vec<_>, pgrx::spi::Error>>()
-    })
-    .expect("reading columns failed")
-}
-
-/// The table's masking rules, by column name.
-pub fn rules_of(table: &Relation) -> Vec<(String, Rule)> {
-    let stored = as_extension_owner(|| {
-        crate::common::sql::select_text_pairs(
-            "SELECT col::text, rule FROM tenancy.masking_rules WHERE tbl = $1 ORDER BY col",
-            &[RegClass(table.oid).into()],
-        )
-    });
-    stored
-        .into_iter()
-        .filter_map(|(column, rule)| Rule::parse(&rule).ok().map(|rule| (column, rule)))
-        .collect()
-}
+use pgrx::spi::quote_identifier;
 
 /// Sets the masking rule and data classification of one column. The rule
 /// comes from a closed vocabulary (`email`, `phone`, `card`, `name`, `ip`,
@@ -85,8 +38,7 @@ fn set_masking_rule(
     let col = required(col, "col")?;
     let rule_text = required(rule, "rule")?;
     let classification = required(classification, "classification")?;
-    let table = Relation::lookup_table(tbl)?;
-    table.require_owner()?;
+    let table = Relation::owned_table(tbl)?;
     let column = columns(&table)
         .into_iter()
         .find(|c| c.name == col.as_str())
@@ -138,8 +90,7 @@ fn set_masking_rule(
 fn clear_masking_rule(tbl: Option<RegClass>, col: Option<SqlName>) -> Result<()> {
     let tbl = required(tbl, "tbl")?;
     let col = required(col, "col")?;
-    let table = Relation::lookup_table(tbl)?;
-    table.require_owner()?;
+    let table = Relation::owned_table(tbl)?;
     let removed: Option<bool> = as_extension_owner(|| {
         write_returning(
             "DELETE FROM tenancy.masking_rules WHERE tbl = $1 AND col = $2::text::name RETURNING true",
@@ -322,8 +273,7 @@ fn create_masked_view(
 ) -> Result<RegClass> {
     let tbl = required(tbl, "tbl")?;
     let view_schema = required(view_schema, "view_schema")?;
-    let table = Relation::lookup_table(tbl)?;
-    table.require_owner()?;
+    let table = Relation::owned_table(tbl)?;
     if view_schema.as_str() == table.schema {
         return Err(error::invalid_parameter(format!(
             "the masked view of {} cannot live in the table's own schema",
@@ -344,9 +294,7 @@ fn create_masked_view(
     if !schema_exists {
         Spi::run(&format!(
             "CREATE SCHEMA {schema}; COMMENT ON SCHEMA {schema} IS {}",
-            quote_literal(
-                "Masked views made by tenancy.create_masked_view: what masked roles read."
-            )
+            literal("Masked views made by tenancy.create_masked_view: what masked roles read.")
         ))
         .expect("creating the view schema failed");
     }
@@ -360,7 +308,7 @@ fn create_masked_view(
     }
     Spi::run(&format!(
         "COMMENT ON VIEW {view} IS {}",
-        quote_literal(format!(
+        literal(&format!(
             "Masked view of {} (tenancy.create_masked_view): masking rules applied, tenant isolation kept.",
             table.qualified_name()
         ))
@@ -560,10 +508,9 @@ fn anonymize_table(
             "batch_size must be positive (got {batch_size})"
         )));
     }
-    let table = Relation::lookup_table(tbl)?;
-    table.require_owner()?;
+    let table = Relation::owned_table(tbl)?;
     let filter = match tenant {
-        None => None,
+        None => RowFilter::all(),
         Some(tenant) => {
             let registration = crate::tenant::registry::registration(&table).ok_or_else(|| {
                 error::not_in_prerequisite_state(format!(
@@ -572,12 +519,8 @@ fn anonymize_table(
                 ))
                 .set_hint("Call tenancy.register_table() first, or leave tenant NULL.")
             })?;
-            Some(format!(
-                "{} OPERATOR(pg_catalog.=) {}::pg_catalog.uuid",
-                quote_identifier(&registration.tenant_column),
-                quote_literal(tenant.to_string())
-            ))
+            RowFilter::all().equal(&registration.tenant_column, Value::Uuid(tenant))
         }
     };
-    super::anonymize::run(&table, filter.as_deref(), batch_size as i64)
+    super::anonymize::run(&table, &filter, batch_size as i64)
 }

@@ -144,7 +144,7 @@ pub fn kept_counts(length: usize, keep_start: i32, keep_end: i32) -> (usize, usi
 /// replaces every other character with `fill` (see [`kept_counts`]). The
 /// reference the SQL function's writer (which builds its result in place,
 /// sql_functions.rs) is tested against.
-#[cfg(any(test, feature = "pg_test"))]
+#[cfg(test)]
 pub fn mask_partial(value: &str, keep_start: i32, keep_end: i32, fill: &str, out: &mut String) {
     let length = value.chars().count();
     let (keep_start, keep_end) = kept_counts(length, keep_start, keep_end);
@@ -217,7 +217,7 @@ pub const REDACTED: &str = "[REDACTED]";
 /// value PostgreSQL holds overflows (the Unix microseconds of its last years
 /// do not fit in 64 bits).
 pub fn generalize_postgres(stored: i64, precision: super::rules::Precision) -> i64 {
-    use crate::partition::bounds::MICROS_PER_DAY;
+    use crate::common::calendar::MICROS_PER_DAY;
     const POSTGRES_EPOCH_DAYS: i64 = 10_957; // 1970-01-01 to 2000-01-01
     let unix_day = stored.div_euclid(MICROS_PER_DAY) + POSTGRES_EPOCH_DAYS;
     // The start is never later than the value, so its microseconds fit.
@@ -227,7 +227,7 @@ pub fn generalize_postgres(stored: i64, precision: super::rules::Precision) -> i
 /// The first day (since 1970-01-01) of the day, month or year holding `days`.
 fn start_day(days: i64, precision: super::rules::Precision) -> i64 {
     use super::rules::Precision;
-    use crate::partition::bounds::{civil_from_days, days_from_civil};
+    use crate::common::calendar::{civil_from_days, days_from_civil};
     let (year, month, day) = civil_from_days(days);
     match precision {
         Precision::Day => days_from_civil(year, month, day),
@@ -318,7 +318,7 @@ mod unit_tests {
     #[test]
     fn dates_generalize_in_utc() {
         use super::super::rules::Precision;
-        use crate::partition::bounds::{days_from_civil, MICROS_PER_DAY};
+        use crate::common::calendar::{days_from_civil, MICROS_PER_DAY};
         // PostgreSQL's microseconds since 2000-01-01.
         let at = |y, m, d| (days_from_civil(y, m, d) - 10_957) * MICROS_PER_DAY;
         let t = at(2024, 2, 29) + 13 * 3_600_000_000 + 5;

@@ -122,12 +122,8 @@ pub fn with_hmac<R>(work: impl FnOnce(&Hmac) -> R) -> R {
             )
         })
         .unwrap_or_else(|| missing_key());
-        // SAFETY: catalog lookups inside a transaction.
-        let oid = unsafe {
-            let namespace = pg_sys::get_namespace_oid(c"tenancy".as_ptr(), false);
-            pg_sys::get_relname_relid(c"masking_key".as_ptr(), namespace)
-        };
-        KEY_TABLE.set(oid);
+        let oid = crate::common::relation::catalog_relid(c"masking_key");
+        KEY_TABLE.set(oid.unwrap_or(pg_sys::InvalidOid));
         CACHED.with(|c| *c.borrow_mut() = Some(Hmac::new(&key)));
     }
     CACHED.with(|c| work(c.borrow().as_ref().expect("the key was just read")))

@@ -4,6 +4,7 @@
 
 mod anonymize;
 mod api;
+mod columns;
 mod detect;
 pub mod functions;
 mod key;
@@ -37,23 +38,13 @@ pgrx::extension_sql_file!(
     ]
 );
 
-/// `col = masked(col), ...` for the table's masking rules, or None when no
-/// rule changes anything (static anonymization and retention use it).
-pub fn anonymize_set_clause(table: &crate::common::relation::Relation) -> Option<String> {
-    anonymize::set_clause(table)
-}
-
-/// Rewrites the rows of `table` matching `filter` with its masking rules, in
-/// primary-key batches; returns how many (purge_tenant uses it).
-pub fn anonymize_rows(
-    table: &crate::common::relation::Relation,
-    filter: &str,
-    batch_size: i64,
-) -> crate::common::error::Result<i64> {
-    anonymize::run(table, Some(filter), batch_size)
-}
-
-/// Registers the relcache callback that forgets a replaced key; called from `_PG_init`.
+/// Registers the relcache callback that forgets a replaced key, and offers
+/// static anonymization to retention and purge; called from `_PG_init`.
 pub fn init() {
     key::init();
+    crate::common::hooks::provide_anonymizer(crate::common::hooks::Anonymizer {
+        covers: anonymize::covers,
+        rewrite: anonymize::rewrite,
+        run: anonymize::run,
+    });
 }

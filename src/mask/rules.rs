@@ -3,6 +3,8 @@
 //! the only identifiers that reach SQL are quoted by the caller, and a rule
 //! can only ever call one of our own functions with constant arguments.
 
+use crate::common::sql::literal;
+
 /// A masking rule, as `set_masking_rule` accepts it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rule {
@@ -170,13 +172,16 @@ impl Rule {
             // timestamptz is truncated in UTC (the result must not depend on
             // the reader's TimeZone); timestamp and date have no zone.
             Rule::Generalize(precision) if column_type == "timestamp with time zone" => {
-                format!("tenancy.generalize_date({column}, '{}')", precision.name())
+                format!(
+                    "tenancy.generalize_date({column}, {})",
+                    literal(precision.name())
+                )
             }
             // Through timestamp, never timestamptz: that cast would read the
             // date in the reader's TimeZone.
             Rule::Generalize(precision) => format!(
-                "pg_catalog.date_trunc('{}', {column}::pg_catalog.timestamp)::{column_type}",
-                precision.name()
+                "pg_catalog.date_trunc({}, {column}::pg_catalog.timestamp)::{column_type}",
+                literal(precision.name())
             ),
             Rule::None => column.to_string(),
         }

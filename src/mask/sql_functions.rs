@@ -63,6 +63,8 @@ fn database_is_utf8() -> bool {
 /// The argument must be a non-NULL text datum (the functions are STRICT).
 #[inline]
 unsafe fn text_argument<'a>(fcinfo: pg_sys::FunctionCallInfo, index: usize) -> &'a [u8] {
+    // SAFETY: argument `index` exists and is a non-NULL text (the
+    // function is STRICT and declared with it).
     unsafe {
         let datum = (*fcinfo).args.as_slice(index + 1)[index].value;
         let (ptr, len) = vardata_any(detoast_packed(datum.cast_mut_ptr()));
@@ -72,6 +74,7 @@ unsafe fn text_argument<'a>(fcinfo: pg_sys::FunctionCallInfo, index: usize) -> &
 
 /// Argument `index` as an int4.
 unsafe fn int_argument(fcinfo: pg_sys::FunctionCallInfo, index: usize) -> i32 {
+    // SAFETY: argument `index` exists and is a non-NULL int4.
     unsafe { (*fcinfo).args.as_slice(index + 1)[index].value.value() as i32 }
 }
 

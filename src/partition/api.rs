@@ -42,8 +42,7 @@ fn create_partitioned(
     let retention_mode = required(retention_mode, "retention_mode")?;
     let default_partition = required(default_partition, "default_partition")?;
 
-    let table = Relation::lookup_table(parent)?;
-    table.require_owner()?;
+    let table = Relation::owned_table(parent)?;
     let column = table.column(control_column.as_str())?;
     require_range_key(&table, control_column.as_str(), column.number)?;
     let kind = catalog::control_kind(column.type_oid).ok_or_else(|| {

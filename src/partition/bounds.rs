@@ -5,9 +5,12 @@
 //! day's midnight; for `timestamp without time zone`, the wall-clock value read
 //! as if it were UTC). Every boundary is computed in UTC, so a daily set has
 //! 24-hour children whatever the session's TimeZone and across DST changes.
+//! The calendar itself is `common::calendar`.
 
-pub const MICROS_PER_SECOND: i64 = 1_000_000;
-pub const MICROS_PER_DAY: i64 = 86_400 * MICROS_PER_SECOND;
+pub use crate::common::calendar::Range;
+use crate::common::calendar::{
+    month_index, month_start, parse_iso_timestamp, split, MICROS_PER_DAY, MICROS_PER_SECOND,
+};
 /// 1970-01-05 was a Monday: weekly steps start their weeks there (ISO weeks).
 const MONDAY_ANCHOR: i64 = 4 * MICROS_PER_DAY;
 /// PostgreSQL's longest identifier, in bytes.
@@ -41,19 +44,6 @@ pub enum Step {
     Micros(i64),
     /// An integer width.
     Width(i64),
-}
-
-/// A partition's range: `from` inclusive, `to` exclusive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Range {
-    pub from: i64,
-    pub to: i64,
-}
-
-impl Range {
-    pub fn overlaps(&self, other: &Range) -> bool {
-        self.from < other.to && other.from < self.to
-    }
 }
 
 /// The longest step of a time partition set: a century (longer ones would
@@ -137,10 +127,7 @@ impl Step {
         match self {
             Step::Micros(length) => (value - self.anchor()).div_euclid(length),
             Step::Width(width) => value.div_euclid(width),
-            Step::Months(count) => {
-                let (year, month, _) = civil_from_days(value.div_euclid(MICROS_PER_DAY));
-                (year * 12 + (month as i64 - 1)).div_euclid(count as i64)
-            }
+            Step::Months(count) => month_index(value).div_euclid(count as i64),
         }
     }
 
@@ -205,47 +192,6 @@ fn utc_wall_clock(kind: ControlKind, column: &str) -> String {
         ControlKind::Date => format!("{column}::timestamp"),
         ControlKind::Integer { .. } => column.to_string(),
     }
-}
-
-/// Micros of the first instant of month number `month_index` (year * 12 + month - 1).
-fn month_start(month_index: i64) -> i64 {
-    let year = month_index.div_euclid(12);
-    let month = (month_index.rem_euclid(12) + 1) as u32;
-    days_from_civil(year, month, 1) * MICROS_PER_DAY
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month = month as i64;
-    let day_of_year =
-        (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + day as i64 - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
-/// The date of a day number since 1970-01-01.
-pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z - era * 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let mp = (5 * day_of_year + 2) / 153;
-    let day = (day_of_year - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = year_of_era + era * 400 + if month <= 2 { 1 } else { 0 };
-    (year, month, day)
-}
-
-/// Splits micros into (date, seconds of day).
-fn split(value: i64) -> ((i64, u32, u32), i64) {
-    let days = value.div_euclid(MICROS_PER_DAY);
-    let seconds = value.rem_euclid(MICROS_PER_DAY) / MICROS_PER_SECOND;
-    (civil_from_days(days), seconds)
 }
 
 /// The SQL literal of a bound, typed by the control column's kind.
@@ -346,54 +292,10 @@ fn parse_bound_value(kind: ControlKind, text: &str) -> Result<i64, String> {
     parse_iso_timestamp(quoted).ok_or_else(|| format!("unmanaged bound {text}"))
 }
 
-/// Reads `YYYY-MM-DD[ HH:MM:SS[.ffffff]][+00[:00]]` (UTC only) into micros.
-pub fn parse_iso_timestamp(text: &str) -> Option<i64> {
-    let text = text.trim();
-    let text = text
-        .strip_suffix("+00:00")
-        .or_else(|| text.strip_suffix("+00"))
-        .unwrap_or(text);
-    let (date, time) = match text.split_once(' ') {
-        Some((date, time)) => (date, Some(time)),
-        None => (text, None),
-    };
-    let mut parts = date.splitn(3, '-');
-    let year: i64 = parts.next()?.parse().ok()?;
-    let month: u32 = parts.next()?.parse().ok()?;
-    let day: u32 = parts.next()?.parse().ok()?;
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
-        return None;
-    }
-    let mut micros = days_from_civil(year, month, day) * MICROS_PER_DAY;
-    if let Some(time) = time {
-        let (clock, fraction) = match time.split_once('.') {
-            Some((clock, fraction)) => (clock, Some(fraction)),
-            None => (time, None),
-        };
-        let mut fields = clock.splitn(3, ':');
-        let hour: i64 = fields.next()?.parse().ok()?;
-        let minute: i64 = fields.next()?.parse().ok()?;
-        let second: i64 = fields.next()?.parse().ok()?;
-        if hour > 24 || minute > 59 || second > 60 {
-            return None;
-        }
-        micros += ((hour * 60 + minute) * 60 + second) * MICROS_PER_SECOND;
-        if let Some(fraction) = fraction {
-            if fraction.is_empty()
-                || fraction.len() > 6
-                || !fraction.bytes().all(|b| b.is_ascii_digit())
-            {
-                return None;
-            }
-            micros += fraction.parse::<i64>().ok()? * 10i64.pow(6 - fraction.len() as u32);
-        }
-    }
-    Some(micros)
-}
-
 #[cfg(test)]
 mod unit_tests {
     use super::*;
+    use crate::common::calendar::MICROS_PER_DAY;
 
     const TZ: ControlKind = ControlKind::TimestampTz;
     const INT: ControlKind = ControlKind::Integer {
@@ -403,17 +305,6 @@ mod unit_tests {
 
     fn at(text: &str) -> i64 {
         parse_iso_timestamp(text).unwrap()
-    }
-
-    #[test]
-    fn civil_round_trip() {
-        for days in [-800_000, -1, 0, 1, 19_000, 20_514, 2_932_896] {
-            let (y, m, d) = civil_from_days(days);
-            assert_eq!(days_from_civil(y, m, d), days);
-        }
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
-        assert_eq!(civil_from_days(days_from_civil(2024, 2, 29)), (2024, 2, 29));
     }
 
     #[test]

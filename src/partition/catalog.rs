@@ -68,21 +68,42 @@ pub struct SetRow {
     pub default_partition: bool,
     /// The parent's row-level security: (ENABLE, FORCE).
     pub row_security: (bool, bool),
-    /// The parent's policies as `CREATE POLICY ... ON {child} ...` templates:
-    /// PostgreSQL does not give partitions their parent's policies, and a
-    /// child read directly must be as protected as the parent.
-    pub policies: Vec<String>,
-    /// Whether the parent is audited: children get the audit triggers.
-    pub audited: bool,
-    /// The parent's row quota (resource, tenant column): children get its
-    /// statement triggers.
-    pub row_quota: Option<(String, String)>,
-    /// `partition_sets.child_ddl`: statements for every new child.
+    /// The parent's policies, to be created on every child: PostgreSQL does
+    /// not give partitions their parent's policies, and a child read directly
+    /// must be as protected as the parent.
+    pub policies: Vec<OnChild>,
+    /// `partition_sets.child_ddl`: statements for every new child, `{child}`
+    /// standing for its name (the set's documented template).
     pub child_ddl: Vec<String>,
     /// The parent's tablespace, if not the database default.
     pub tablespace: Option<String>,
-    /// The parent's grants as `GRANT ... ON {child} TO ...` templates.
-    pub grants: Vec<String>,
+    /// The parent's grants, to be given on every child.
+    pub grants: Vec<OnChild>,
+}
+
+/// A statement about a child, in the two parts around the child's name
+/// (`GRANT SELECT ON ` + child + ` TO app`): the parts come from the
+/// catalogs, with expressions and role names already quoted, and are joined
+/// around the child's quoted name, never searched and replaced in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnChild {
+    head: String,
+    tail: String,
+}
+
+impl OnChild {
+    fn pairs(heads: Vec<String>, tails: Vec<String>) -> Vec<OnChild> {
+        heads
+            .into_iter()
+            .zip(tails)
+            .map(|(head, tail)| OnChild { head, tail })
+            .collect()
+    }
+
+    /// The statement for the child `qualified` (quoted, schema-qualified).
+    pub fn on(&self, qualified: &str) -> String {
+        format!("{}{qualified}{}", self.head, self.tail)
+    }
 }
 
 impl SetRow {
@@ -188,8 +209,9 @@ pub fn load_sets(only: Option<pg_sys::Oid>, now: i64) -> Vec<SetRow> {
                             s.retention_mode,
                             (extract(epoch from s.start_at) * 1000000)::bigint,
                             s.start_value, s.default_partition,
-                            ARRAY(SELECT format('CREATE POLICY %I ON {{child}} AS %s FOR %s TO %s%s%s',
-                                                p.polname,
+                            ARRAY(SELECT format('CREATE POLICY %I ON ', p.polname)
+                                    FROM pg_catalog.pg_policy p WHERE p.polrelid = c.oid ORDER BY p.polname),
+                            ARRAY(SELECT format(' AS %s FOR %s TO %s%s%s',
                                                 CASE WHEN p.polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END,
                                                 CASE p.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT'
                                                               WHEN 'w' THEN 'UPDATE' WHEN 'd' THEN 'DELETE' ELSE 'ALL' END,
@@ -200,18 +222,18 @@ pub fn load_sets(only: Option<pg_sys::Oid>, now: i64) -> Vec<SetRow> {
                                                 ' WITH CHECK (' || pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid) || ')')
                                     FROM pg_catalog.pg_policy p WHERE p.polrelid = c.oid ORDER BY p.polname),
                             c.relnamespace, sp.spcname::text,
-                            ARRAY(SELECT format('GRANT %s ON {{child}} TO %s%s', g.privilege_type,
+                            ARRAY(SELECT format('GRANT %s ON ', g.privilege_type)
+                                    FROM pg_catalog.aclexplode(c.relacl) g
+                                   WHERE g.grantee <> c.relowner ORDER BY g.grantee, g.privilege_type),
+                            ARRAY(SELECT format(' TO %s%s',
                                                 CASE WHEN g.grantee = 0 THEN 'PUBLIC'
                                                      ELSE pg_catalog.quote_ident(r.rolname) END,
                                                 CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END)
                                     FROM pg_catalog.aclexplode(c.relacl) g
                                     LEFT JOIN pg_catalog.pg_roles r ON r.oid = g.grantee
-                                   WHERE g.grantee <> c.relowner),
+                                   WHERE g.grantee <> c.relowner ORDER BY g.grantee, g.privilege_type),
                             c.relrowsecurity, c.relforcerowsecurity,
-                            EXISTS (SELECT 1 FROM tenancy.audit_config ac WHERE ac.tbl = s.parent),
-                            s.child_ddl,
-                            (SELECT ARRAY[rq.resource, rq.tenant_column::text]
-                               FROM tenancy.row_quotas rq WHERE rq.tbl = s.parent)
+                            s.child_ddl
                        FROM tenancy.partition_sets s
                        JOIN pg_catalog.pg_class c ON c.oid = s.parent
                        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -241,16 +263,18 @@ pub fn load_sets(only: Option<pg_sys::Oid>, now: i64) -> Vec<SetRow> {
                         start_at: row.get(12)?,
                         start_value: row.get(13)?,
                         default_partition: row.get(14)?.unwrap_or(true),
-                        policies: row.get::<Vec<String>>(15)?.unwrap_or_default(),
-                        namespace: row.get(16)?.unwrap_or_default(),
-                        tablespace: row.get(17)?,
-                        grants: row.get::<Vec<String>>(18)?.unwrap_or_default(),
-                        row_security: (row.get(19)?.unwrap_or(false), row.get(20)?.unwrap_or(false)),
-                        audited: row.get(21)?.unwrap_or(false),
-                        child_ddl: row.get::<Vec<String>>(22)?.unwrap_or_default(),
-                        row_quota: row
-                            .get::<Vec<String>>(23)?
-                            .map(|pair| (pair[0].clone(), pair[1].clone())),
+                        policies: OnChild::pairs(
+                            row.get::<Vec<String>>(15)?.unwrap_or_default(),
+                            row.get::<Vec<String>>(16)?.unwrap_or_default(),
+                        ),
+                        namespace: row.get(17)?.unwrap_or_default(),
+                        tablespace: row.get(18)?,
+                        grants: OnChild::pairs(
+                            row.get::<Vec<String>>(19)?.unwrap_or_default(),
+                            row.get::<Vec<String>>(20)?.unwrap_or_default(),
+                        ),
+                        row_security: (row.get(21)?.unwrap_or(false), row.get(22)?.unwrap_or(false)),
+                        child_ddl: row.get::<Vec<String>>(23)?.unwrap_or_default(),
                     })
                 })
                 .collect::<Result<Vec<_>, pgrx::spi::Error>>()

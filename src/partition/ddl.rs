@@ -164,29 +164,19 @@ pub fn create_child(set: &PartitionSet, range: Option<Range>, join: Join) -> Res
     })
 }
 
-/// The audit and row-quota triggers a new child needs, created as the
-/// extension owner (see `common::triggers`).
-fn child_triggers(set: &PartitionSet, qualified: &str) -> Vec<String> {
-    let mut statements = Vec::new();
-    if set.audited {
-        statements.extend(crate::audit::trigger_sql(qualified));
-    }
-    if let Some((resource, column)) = &set.row_quota {
-        statements.extend(crate::quota::row_quota_trigger_sql(
-            qualified, resource, column,
-        ));
-    }
-    statements
-}
-
 /// What a new child must get from its parent beyond its shape: grants,
 /// row-level security and policies, and the set's own child_ddl, run as the
-/// table owner; then its triggers.
+/// table owner; then whatever the capabilities add to a child of theirs
+/// (`common::hooks::on_child_attached`: audit and row-quota triggers, the
+/// indexes of the extension's own logs).
 fn give_child_extras(set: &PartitionSet, qualified: &str, mut statements: Vec<String>) {
     statements.extend(child_extras(set, qualified));
     while_creating_child(|| {
         run(&statements.join(";\n"));
-        crate::common::triggers::create_for_partition(&child_triggers(set, qualified));
+        crate::common::hooks::child_attached(&crate::common::hooks::ChildAttached {
+            parent: set.parent,
+            child: qualified,
+        });
     });
 }
 
@@ -219,11 +209,7 @@ pub fn creating_child() -> bool {
 }
 
 fn child_extras(set: &PartitionSet, qualified: &str) -> Vec<String> {
-    let mut statements: Vec<String> = set
-        .grants
-        .iter()
-        .map(|g| g.replace("{child}", qualified))
-        .collect();
+    let mut statements: Vec<String> = set.grants.iter().map(|g| g.on(qualified)).collect();
     let (enabled, forced) = set.row_security;
     if enabled {
         statements.push(format!("ALTER TABLE {qualified} ENABLE ROW LEVEL SECURITY"));
@@ -231,7 +217,7 @@ fn child_extras(set: &PartitionSet, qualified: &str) -> Vec<String> {
     if forced {
         statements.push(format!("ALTER TABLE {qualified} FORCE ROW LEVEL SECURITY"));
     }
-    statements.extend(set.policies.iter().map(|p| p.replace("{child}", qualified)));
+    statements.extend(set.policies.iter().map(|p| p.on(qualified)));
     statements.extend(
         set.child_ddl
             .iter()

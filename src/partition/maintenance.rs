@@ -14,6 +14,7 @@ use super::plan;
 use crate::common::clock;
 use crate::common::error::Result;
 use crate::common::internal_writes::with_internal_writes;
+use crate::common::locks::Lock;
 use crate::common::privilege::as_table_owner;
 use crate::common::settings::with_settings;
 use crate::common::subxact::{self, Failure};
@@ -60,16 +61,16 @@ impl Outcome {
     }
 }
 
-/// Key of the advisory lock that keeps two maintenance runs apart ("tena", 1).
-const RUN_LOCK: (i32, i32) = (0x7465_6e61, 1);
-
 fn try_run_lock() -> bool {
     Spi::connect(|client| {
         client
             .select(
                 "SELECT pg_catalog.pg_try_advisory_xact_lock($1, $2)",
                 None,
-                &[RUN_LOCK.0.into(), RUN_LOCK.1.into()],
+                &[
+                    Lock::Maintenance.key().0.into(),
+                    Lock::Maintenance.key().1.into(),
+                ],
             )?
             .first()
             .get::<bool>(1)
@@ -414,18 +415,23 @@ fn retire(
         }
     };
     children.retain(|c| !expired.contains(c));
-    if set.schema == "tenancy" && set.name == "audit_log" {
-        let newest_end = expired
+    let newest_end = expired
+        .iter()
+        .filter_map(|c| c.range().map(|r| r.to))
+        .max()
+        .expect("expired children have ranges");
+    crate::common::hooks::children_retired(&crate::common::hooks::ChildrenRetired {
+        parent: set.parent,
+        children: &expired
             .iter()
-            .filter_map(|c| c.range().map(|r| r.to))
-            .max()
-            .expect("expired children have ranges");
-        crate::audit::record_expiry(
-            &bounds::bound_text(set.kind, newest_end),
-            action,
-            expired.iter().map(Child::qualified_name).collect(),
-        );
-    }
+            .map(Child::qualified_name)
+            .collect::<Vec<_>>(),
+        before: set
+            .kind
+            .is_time()
+            .then(|| crate::common::clock::timestamptz(newest_end)),
+        action,
+    });
     Ok(expired
         .iter()
         .map(|child| {

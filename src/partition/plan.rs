@@ -56,8 +56,8 @@ pub fn is_expired(range: Range, cutoff: i64, now: i64) -> bool {
 
 #[cfg(test)]
 mod unit_tests {
-    use super::super::bounds::{parse_iso_timestamp, MICROS_PER_DAY};
     use super::*;
+    use crate::common::calendar::{parse_iso_timestamp, MICROS_PER_DAY};
 
     const TZ: ControlKind = ControlKind::TimestampTz;
     const DAY: Step = Step::Micros(MICROS_PER_DAY);

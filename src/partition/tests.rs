@@ -4,7 +4,8 @@ use pgrx::prelude::*;
 
 #[pg_schema]
 mod tests {
-    use crate::partition::bounds::{ControlKind, Step, MICROS_PER_DAY};
+    use crate::common::calendar::MICROS_PER_DAY;
+    use crate::partition::bounds::{ControlKind, Step};
     use pgrx::prelude::*;
 
     /// The SQL bucket expression (used to group the default partition's rows)
@@ -64,7 +65,7 @@ mod tests {
         Spi::run("SET tenancy.now_override = '2026-03-29 01:30:00+00'").unwrap();
         assert_eq!(
             crate::common::clock::now_micros(),
-            crate::partition::bounds::parse_iso_timestamp("2026-03-29 01:30:00").unwrap()
+            crate::common::calendar::parse_iso_timestamp("2026-03-29 01:30:00").unwrap()
         );
         Spi::run("RESET tenancy.now_override").unwrap();
         let real = Spi::get_one::<i64>("SELECT (extract(epoch from now()) * 1000000)::bigint")

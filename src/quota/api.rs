@@ -5,14 +5,27 @@
 use super::ledger::Key;
 use super::period::{self, Period};
 use super::terms;
-use super::usage::{self, Decision};
+use super::usage::{self, exceeded};
+use super::{row_quota, storage};
 use crate::common::clock;
 use crate::common::error::{self, required, Result};
 use crate::common::privilege::as_extension_owner;
 use crate::common::sql::{select_value, write_returning};
+use crate::common::sqltypes::RegClass;
 use crate::tenant::context;
-use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
+
+/// The arguments of `consume`, `require` and `release`, checked in order:
+/// the counter they spend from or give back to, and an amount of at least 0.
+fn spending_arguments(
+    tenant: Option<pgrx::Uuid>,
+    resource: Option<&str>,
+    amount: Option<i64>,
+) -> Result<(Key, i64)> {
+    let key = key_for(required(tenant, "tenant")?, required(resource, "resource")?)?;
+    Ok((key, amount_argument(amount)?))
+}
 
 /// A session acting for one tenant (`set_tenant`) may only use that
 /// tenant's quotas: one tenant's request cannot spend or give back another's.
@@ -60,43 +73,6 @@ fn limit_argument(limit: Option<i64>) -> Result<i64> {
         )));
     }
     Ok(limit)
-}
-
-fn tenant_label(tenant: &[u8; 16]) -> String {
-    let slug: Option<String> = as_extension_owner(|| {
-        select_value(
-            "SELECT slug FROM tenancy.tenants WHERE id = $1",
-            &[pgrx::Uuid::from_bytes(*tenant).into()],
-        )
-    });
-    match slug {
-        Some(slug) => format!("{slug} ({})", context::format_tenant(tenant)),
-        None => context::format_tenant(tenant),
-    }
-}
-
-/// The 53400 error of `require` and of row quotas.
-pub fn exceeded(key: &Key, decision: &Decision, amount: i64) -> ErrorReport {
-    let limit = decision.terms.limit.unwrap_or(i64::MAX);
-    let mut detail = format!(
-        "Tenant {} has used {} of {} {} {}; {} more asked for.",
-        tenant_label(&key.tenant),
-        decision.used,
-        limit,
-        key.resource,
-        decision.terms.period.phrase(),
-        amount
-    );
-    let hint = match decision.window {
-        Some(window) => {
-            detail.push_str(&format!(" The period ends at {}.", period::utc_text(window.to)));
-            "Wait for the next period, or raise the limit with tenancy.set_quota() or tenancy.set_plan_limit()."
-        }
-        None => "Free some units (tenancy.release, or delete rows counted by a row quota), or raise the limit with tenancy.set_quota() or tenancy.set_plan_limit().",
-    };
-    error::quota_exceeded(format!("quota exceeded for resource \"{}\"", key.resource))
-        .set_detail(detail)
-        .set_hint(hint)
 }
 
 /// Defines (or redefines) a countable resource. `period` is `none` (a
@@ -148,13 +124,7 @@ fn define_resource(
             return Ok(());
         }
         if existing[0] != period.name() {
-            let row_quota: Option<String> = as_extension_owner(|| {
-                select_value(
-                    "SELECT tbl::text FROM tenancy.row_quotas WHERE resource = $1 LIMIT 1",
-                    &[name.into()],
-                )
-            });
-            if let Some(table) = row_quota {
+            if let Some(table) = row_quota::counting_table(name) {
                 return Err(error::not_in_prerequisite_state(format!(
                     "resource \"{name}\" counts the rows of table {table}; its period must stay none"
                 )));
@@ -184,13 +154,7 @@ fn define_resource(
 #[pg_extern(volatile, parallel_unsafe)]
 fn drop_resource(name: Option<&str>) -> Result<()> {
     let name = required(name, "name")?;
-    let row_quota: Option<String> = as_extension_owner(|| {
-        select_value(
-            "SELECT tbl::text FROM tenancy.row_quotas WHERE resource = $1 LIMIT 1",
-            &[name.into()],
-        )
-    });
-    if let Some(table) = row_quota {
+    if let Some(table) = row_quota::counting_table(name) {
         return Err(error::not_in_prerequisite_state(format!(
             "resource \"{name}\" counts the rows of table {table}"
         ))
@@ -254,6 +218,14 @@ fn require_tenant(tenant: &[u8; 16]) -> Result<()> {
         .ok_or_else(|| crate::tenant::registry::unknown_tenant(tenant))
 }
 
+/// Writes a limit (`sql` as the extension owner) and makes this backend read
+/// the terms again; other backends see the change through the relcache.
+fn change_limits(sql: &str, args: &[DatumWithOid], failure: &str) -> Result<()> {
+    as_extension_owner(|| Spi::run_with_args(sql, args)).expect(failure);
+    terms::forget();
+    Ok(())
+}
+
 /// Sets a plan's limit for a resource (stored in `plans.limits` under the
 /// resource's name); every tenant on the plan without an override gets it.
 #[pg_extern(volatile, parallel_unsafe)]
@@ -267,15 +239,11 @@ fn set_plan_limit(
     let limit = limit_argument(quota_limit)?;
     require_plan(plan)?;
     require_resource(resource)?;
-    as_extension_owner(|| {
-        Spi::run_with_args(
-            "UPDATE tenancy.plans SET limits = limits || pg_catalog.jsonb_build_object($2::text, $3::bigint) WHERE name = $1",
-            &[plan.into(), resource.into(), limit.into()],
-        )
-    })
-    .expect("saving the plan limit failed");
-    terms::forget();
-    Ok(())
+    change_limits(
+        "UPDATE tenancy.plans SET limits = limits || pg_catalog.jsonb_build_object($2::text, $3::bigint) WHERE name = $1",
+        &[plan.into(), resource.into(), limit.into()],
+        "saving the plan limit failed",
+    )
 }
 
 /// Removes a plan's limit for a resource: its tenants become unlimited for
@@ -286,15 +254,11 @@ fn clear_plan_limit(plan: Option<&str>, resource: Option<&str>) -> Result<()> {
     let resource = required(resource, "resource")?;
     require_plan(plan)?;
     require_resource(resource)?;
-    as_extension_owner(|| {
-        Spi::run_with_args(
-            "UPDATE tenancy.plans SET limits = limits - $2 WHERE name = $1",
-            &[plan.into(), resource.into()],
-        )
-    })
-    .expect("removing the plan limit failed");
-    terms::forget();
-    Ok(())
+    change_limits(
+        "UPDATE tenancy.plans SET limits = limits - $2 WHERE name = $1",
+        &[plan.into(), resource.into()],
+        "removing the plan limit failed",
+    )
 }
 
 /// Gives one tenant its own limit for a resource, winning over its plan's.
@@ -309,16 +273,12 @@ fn set_quota(
     let limit = limit_argument(quota_limit)?;
     require_tenant(&tenant)?;
     require_resource(resource)?;
-    as_extension_owner(|| {
-        Spi::run_with_args(
-            "INSERT INTO tenancy.tenant_quotas (tenant_id, resource, quota_limit) VALUES ($1, $2, $3)
+    change_limits(
+        "INSERT INTO tenancy.tenant_quotas (tenant_id, resource, quota_limit) VALUES ($1, $2, $3)
              ON CONFLICT (tenant_id, resource) DO UPDATE SET quota_limit = EXCLUDED.quota_limit, set_at = pg_catalog.now()",
-            &[pgrx::Uuid::from_bytes(tenant).into(), resource.into(), limit.into()],
-        )
-    })
-    .expect("saving the quota failed");
-    terms::forget();
-    Ok(())
+        &[pgrx::Uuid::from_bytes(tenant).into(), resource.into(), limit.into()],
+        "saving the quota failed",
+    )
 }
 
 /// Removes a tenant's own limit: its plan's limit applies again.
@@ -328,15 +288,11 @@ fn clear_quota(tenant: Option<pgrx::Uuid>, resource: Option<&str>) -> Result<()>
     let resource = required(resource, "resource")?;
     require_tenant(&tenant)?;
     require_resource(resource)?;
-    as_extension_owner(|| {
-        Spi::run_with_args(
-            "DELETE FROM tenancy.tenant_quotas WHERE tenant_id = $1 AND resource = $2",
-            &[pgrx::Uuid::from_bytes(tenant).into(), resource.into()],
-        )
-    })
-    .expect("removing the quota failed");
-    terms::forget();
-    Ok(())
+    change_limits(
+        "DELETE FROM tenancy.tenant_quotas WHERE tenant_id = $1 AND resource = $2",
+        &[pgrx::Uuid::from_bytes(tenant).into(), resource.into()],
+        "removing the quota failed",
+    )
 }
 
 /// Takes `amount` units of `resource` for `tenant` if they fit under its
@@ -354,8 +310,7 @@ fn consume(
     resource: Option<&str>,
     amount: default!(Option<i64>, "1"),
 ) -> Result<bool> {
-    let key = key_for(required(tenant, "tenant")?, required(resource, "resource")?)?;
-    let amount = amount_argument(amount)?;
+    let (key, amount) = spending_arguments(tenant, resource, amount)?;
     Ok(usage::consume(&key, amount)?.granted)
 }
 
@@ -367,8 +322,7 @@ fn require(
     resource: Option<&str>,
     amount: default!(Option<i64>, "1"),
 ) -> Result<()> {
-    let key = key_for(required(tenant, "tenant")?, required(resource, "resource")?)?;
-    let amount = amount_argument(amount)?;
+    let (key, amount) = spending_arguments(tenant, resource, amount)?;
     let decision = usage::consume(&key, amount)?;
     if decision.granted {
         Ok(())
@@ -385,8 +339,7 @@ fn release(
     resource: Option<&str>,
     amount: default!(Option<i64>, "1"),
 ) -> Result<()> {
-    let key = key_for(required(tenant, "tenant")?, required(resource, "resource")?)?;
-    let amount = amount_argument(amount)?;
+    let (key, amount) = spending_arguments(tenant, resource, amount)?;
     usage::release(&key, amount)
 }
 
@@ -456,4 +409,46 @@ fn quota_status(
             r.unit,
         )
     })))
+}
+
+/// Makes a table's rows count against a resource (period none) per tenant:
+/// existing rows are counted now, an INSERT past a tenant's limit fails with
+/// 53400, DELETE and TRUNCATE give units back. The table must be registered.
+///
+/// ```sql
+/// SELECT tenancy.define_resource('projects');
+/// SELECT tenancy.enforce_row_quota('projects', 'projects');
+/// ```
+#[pg_extern(volatile, parallel_unsafe)]
+fn enforce_row_quota(tbl: Option<RegClass>, resource: Option<&str>) -> Result<()> {
+    row_quota::enforce(required(tbl, "tbl")?, required(resource, "resource")?)
+}
+
+/// Stops counting a table's rows; the usage counted so far stays.
+#[pg_extern(volatile, parallel_unsafe)]
+fn disable_row_quota(tbl: Option<RegClass>) -> Result<()> {
+    row_quota::disable(required(tbl, "tbl")?)
+}
+
+/// Internal: row-quota triggers for partitions created or attached by hand
+/// (called by the event trigger `tenancy_cover_new_partitions`).
+#[pg_extern(volatile, parallel_unsafe)]
+fn _row_quota_cover_partitions(tbl: Option<RegClass>) -> Result<()> {
+    row_quota::cover_partitions(required(tbl, "tbl")?)
+}
+
+/// Internal: re-creates a row-quota table's triggers after its tenant column
+/// was renamed (called by the event trigger `tenancy_follow_renamed_columns`,
+/// which has already updated tenancy.row_quotas): the triggers name the column.
+#[pg_extern(volatile, parallel_unsafe)]
+fn _row_quota_follow_rename(tbl: Option<RegClass>) -> Result<()> {
+    row_quota::follow_rename(required(tbl, "tbl")?)
+}
+
+/// Measures the bytes each tenant occupies across the registered tables and
+/// stores them as its `storage_bytes` usage; returns the bytes attributed.
+/// Reads every row of those tables: a job for the scheduler, not a request.
+#[pg_extern(volatile, parallel_unsafe)]
+fn refresh_storage_usage() -> Result<i64> {
+    storage::refresh()
 }

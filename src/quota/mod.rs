@@ -1,7 +1,7 @@
 //! Quotas: resources with periods, plan limits and per-tenant overrides,
 //! exact `consume` under any concurrency, row quotas and storage measurement.
 
-mod api;
+pub mod api;
 mod ledger;
 pub mod period;
 mod row_quota;
@@ -14,10 +14,7 @@ mod usage;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;
 
-pub use row_quota::trigger_sql as row_quota_trigger_sql;
-
-use crate::common::error::{required, Result};
-use crate::common::sqltypes::RegClass;
+use crate::common::error::Result;
 use pgrx::prelude::*;
 
 pgrx::extension_sql_file!(
@@ -41,9 +38,9 @@ pgrx::extension_sql_file!(
         api::release,
         api::check_quota,
         api::quota_status,
-        enforce_row_quota,
-        disable_row_quota,
-        refresh_storage_usage,
+        api::enforce_row_quota,
+        api::disable_row_quota,
+        api::refresh_storage_usage,
         row_quota::_row_quota_statement,
         row_quota::_row_quota_move,
         terms::_quota_terms_changed
@@ -54,55 +51,18 @@ pgrx::extension_sql_file!(
 pub fn init() {
     usage::init();
     terms::init();
+    crate::common::hooks::on_child_attached(row_quota::child_attached);
+    crate::common::hooks::on_tenant_purged(reset_tenant_usage);
 }
 
-/// Makes a table's rows count against a resource (period none) per tenant:
-/// existing rows are counted now, an INSERT past a tenant's limit fails with
-/// 53400, DELETE and TRUNCATE give units back. The table must be registered.
-///
-/// ```sql
-/// SELECT tenancy.define_resource('projects');
-/// SELECT tenancy.enforce_row_quota('projects', 'projects');
-/// ```
-#[pg_extern(volatile, parallel_unsafe)]
-fn enforce_row_quota(tbl: Option<RegClass>, resource: Option<&str>) -> Result<()> {
-    row_quota::enforce(required(tbl, "tbl")?, required(resource, "resource")?)
-}
-
-/// Stops counting a table's rows; the usage counted so far stays.
-#[pg_extern(volatile, parallel_unsafe)]
-fn disable_row_quota(tbl: Option<RegClass>) -> Result<()> {
-    row_quota::disable(required(tbl, "tbl")?)
-}
-
-/// Internal: row-quota triggers for partitions created or attached by hand
-/// (called by the event trigger `tenancy_cover_new_partitions`).
-#[pg_extern(volatile, parallel_unsafe)]
-fn _row_quota_cover_partitions(tbl: Option<RegClass>) -> Result<()> {
-    row_quota::cover_partitions(required(tbl, "tbl")?)
-}
-
-/// Internal: re-creates a row-quota table's triggers after its tenant column
-/// was renamed (called by the event trigger `tenancy_follow_renamed_columns`,
-/// which has already updated tenancy.row_quotas): the triggers name the column.
-#[pg_extern(volatile, parallel_unsafe)]
-fn _row_quota_follow_rename(tbl: Option<RegClass>) -> Result<()> {
-    row_quota::follow_rename(required(tbl, "tbl")?)
-}
-
-/// Measures the bytes each tenant occupies across the registered tables and
-/// stores them as its `storage_bytes` usage; returns the bytes attributed.
-/// Reads every row of those tables: a job for the scheduler, not a request.
-#[pg_extern(volatile, parallel_unsafe)]
-fn refresh_storage_usage() -> Result<i64> {
-    storage::refresh()
-}
-
-/// Sets every usage counter of `tenant` to zero (purge_tenant); returns how
-/// many counters it reset. Goes through the ledger, so counters this
-/// transaction already touched (row quotas of the rows just purged) end at
-/// zero too.
-pub fn reset_tenant_usage(tenant: [u8; 16]) -> Result<i64> {
+/// Quotas' part in a tenant purge (`common::hooks`): every usage counter of
+/// the tenant back to zero, through the ledger, so counters this transaction
+/// already touched (row quotas of the rows just purged) end at zero too.
+fn reset_tenant_usage(
+    event: &crate::common::hooks::TenantPurged,
+    report: &mut crate::common::hooks::PurgeReport,
+) -> Result<()> {
+    let tenant = event.tenant;
     let resources: Vec<String> = crate::common::privilege::as_extension_owner(|| {
         Spi::connect(|client| {
             client
@@ -125,5 +85,9 @@ pub fn reset_tenant_usage(tenant: [u8; 16]) -> Result<i64> {
             0,
         )?;
     }
-    Ok(resources.len() as i64)
+    report.facts.insert(
+        "quota_counters_reset".into(),
+        (resources.len() as i64).into(),
+    );
+    Ok(())
 }

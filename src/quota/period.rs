@@ -2,7 +2,7 @@
 //! UTC) a moment falls in. A new period simply has a different start, so usage
 //! "resets" by comparison, never by a job.
 
-use crate::partition::bounds::{civil_from_days, Range, Step, MICROS_PER_DAY};
+use crate::common::calendar::{fixed_window, months_window, Range, MICROS_PER_DAY};
 
 /// How often a resource's usage starts again from zero.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,20 +45,16 @@ impl Period {
         }
     }
 
-    fn step(self) -> Option<Step> {
+    /// The window holding `now` (microseconds since the Unix epoch), or None
+    /// for a resource that never resets. Calendar-aligned in UTC.
+    pub fn window(self, now: i64) -> Option<Range> {
         Some(match self {
             Period::None => return None,
-            Period::Minute => Step::Micros(60_000_000),
-            Period::Hour => Step::Micros(3_600_000_000),
-            Period::Day => Step::Micros(MICROS_PER_DAY),
-            Period::Month => Step::Months(1),
+            Period::Minute => fixed_window(60_000_000, 0, now),
+            Period::Hour => fixed_window(3_600_000_000, 0, now),
+            Period::Day => fixed_window(MICROS_PER_DAY, 0, now),
+            Period::Month => months_window(1, now),
         })
-    }
-
-    /// The window holding `now` (microseconds since the Unix epoch), or None
-    /// for a resource that never resets.
-    pub fn window(self, now: i64) -> Option<Range> {
-        self.step().map(|step| step.range_of(now))
     }
 
     /// The window's start as `quota_usage.period_start` stores it
@@ -84,22 +80,12 @@ impl Period {
 
 /// `2026-03-01 00:00:00 UTC`: how messages show a period boundary, the same
 /// whatever the session's TimeZone.
-pub fn utc_text(unix_micros: i64) -> String {
-    let days = unix_micros.div_euclid(MICROS_PER_DAY);
-    let seconds = unix_micros.rem_euclid(MICROS_PER_DAY) / 1_000_000;
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        seconds / 3600,
-        seconds / 60 % 60,
-        seconds % 60
-    )
-}
+pub use crate::common::calendar::utc_text;
 
 #[cfg(test)]
 mod unit_tests {
     use super::*;
-    use crate::partition::bounds::days_from_civil;
+    use crate::common::calendar::days_from_civil;
 
     fn at(year: i64, month: u32, day: u32, hour: i64, minute: i64, second: i64) -> i64 {
         days_from_civil(year, month, day) * MICROS_PER_DAY

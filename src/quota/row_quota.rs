@@ -6,20 +6,21 @@
 //! INSERT that would cross the limit fails whole. A row trigger, which fires
 //! only when the tenant column really changes, moves rows between tenants.
 
-use super::api::exceeded;
 use super::ledger::Key;
 use super::terms;
 use super::usage;
+use super::usage::exceeded;
 use crate::common::error;
 use crate::common::privilege::as_extension_owner;
 use crate::common::relation::Relation;
+use crate::common::sql::literal;
 use crate::common::sql::{select_text_pairs, select_value};
 use crate::common::sqltypes::RegClass;
 use crate::common::transition::TransitionReader;
 use crate::common::triggers::{self, Definitions};
 use pgrx::pg_sys::panic::ErrorReportable;
 use pgrx::prelude::*;
-use pgrx::spi::{quote_identifier, quote_literal};
+use pgrx::spi::quote_identifier;
 use std::collections::BTreeMap;
 
 /// Name prefix of every row-quota trigger.
@@ -35,8 +36,8 @@ pub fn statement_triggers(
 ) -> Definitions {
     let function = format!(
         "EXECUTE FUNCTION tenancy._row_quota_statement({}, {})",
-        quote_literal(resource),
-        quote_literal(tenant_column)
+        literal(resource),
+        literal(tenant_column)
     );
     vec![
         (
@@ -61,19 +62,27 @@ fn move_trigger(qualified_table: &str, resource: &str, tenant_column: &str) -> D
             "AFTER UPDATE OF {column} ON {qualified_table} FOR EACH ROW
              WHEN (OLD.{column} IS DISTINCT FROM NEW.{column})
              EXECUTE FUNCTION tenancy._row_quota_move({}, {})",
-            quote_literal(resource),
-            quote_literal(tenant_column)
+            literal(resource),
+            literal(tenant_column)
         ),
     )]
 }
 
-/// `CREATE TRIGGER` statements for a new partition of a table with a row quota.
-pub fn trigger_sql(qualified_table: &str, resource: &str, tenant_column: &str) -> Vec<String> {
-    triggers::create_sql(statement_triggers(qualified_table, resource, tenant_column))
+/// Row quotas' part in partition maintenance (`common::hooks`): a new child
+/// of a table whose rows count against a resource gets the statement triggers.
+pub fn child_attached(event: &crate::common::hooks::ChildAttached) {
+    if let Some((resource, column)) = configuration(RegClass(event.parent)) {
+        triggers::create_for_partition(&triggers::create_sql(statement_triggers(
+            event.child,
+            &resource,
+            &column,
+        )));
+    }
 }
 
 /// The column's position (0-based) in the trigger's relation.
 unsafe fn column_index(tupdesc: pg_sys::TupleDesc, column: &str) -> usize {
+    // SAFETY: `tupdesc` is the trigger relation's descriptor of `natts` attributes.
     unsafe {
         let natts = (*tupdesc).natts as usize;
         for index in 0..natts {
@@ -102,6 +111,8 @@ unsafe fn count_by_tenant(
     if store.is_null() {
         pgrx::error!("row quota trigger fired without its transition table; run tenancy.enforce_row_quota() again");
     }
+    // SAFETY: `store` was checked non-null and is the trigger's transition
+    // table shaped like `tupdesc`; `index` is one of its columns.
     unsafe {
         let mut reader = TransitionReader::new(store, tupdesc);
         while let Some((values, nulls)) = reader.next_prefix(index + 1) {
@@ -225,6 +236,17 @@ fn _row_quota_move<'a>(
     Ok(None)
 }
 
+/// A table whose rows count against `resource`, if any, as its regclass text
+/// (for messages: a resource with row quotas must keep period none).
+pub fn counting_table(resource: &str) -> Option<String> {
+    as_extension_owner(|| {
+        select_value(
+            "SELECT tbl::text FROM tenancy.row_quotas WHERE resource = $1 LIMIT 1",
+            &[resource.into()],
+        )
+    })
+}
+
 /// The resource a table's rows count against, if any.
 fn enforced_resource(table: &Relation) -> Option<String> {
     as_extension_owner(|| {
@@ -240,7 +262,11 @@ fn enforced_resource(table: &Relation) -> Option<String> {
 fn recount(resource: &str) -> error::Result<()> {
     let tables = as_extension_owner(|| {
         select_text_pairs(
-            "SELECT tbl::regclass::text, tenant_column::text FROM tenancy.row_quotas WHERE resource = $1",
+            "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), q.tenant_column::text
+               FROM tenancy.row_quotas q
+               JOIN pg_catalog.pg_class c ON c.oid = q.tbl
+               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+              WHERE q.resource = $1",
             &[resource.into()],
         )
     });
@@ -297,8 +323,7 @@ fn recount(resource: &str) -> error::Result<()> {
 /// are counted now, an INSERT past the limit fails with 53400, DELETE and
 /// TRUNCATE give units back, and moving a row to another tenant moves its unit.
 pub fn enforce(tbl: RegClass, resource: &str) -> error::Result<()> {
-    let table = Relation::lookup_table(tbl)?;
-    table.require_owner()?;
+    let table = Relation::owned_table(tbl)?;
     let registration = crate::tenant::registry::registration(&table).ok_or_else(|| {
         error::not_in_prerequisite_state(format!(
             "table {} is not registered with pg_tenancy",
@@ -416,8 +441,7 @@ fn install_all_triggers(table: &Relation, resource: &str, column: &str) {
 /// Stops counting `tbl`'s rows. Usage already counted stays as it is (other
 /// tables may count against the same resource).
 pub fn disable(tbl: RegClass) -> error::Result<()> {
-    let table = Relation::lookup_table(tbl)?;
-    table.require_owner()?;
+    let table = Relation::owned_table(tbl)?;
     let dropped = triggers::drop_all(&table, TRIGGER_PREFIX);
     let configured: Option<bool> = as_extension_owner(|| {
         crate::common::sql::write_returning(

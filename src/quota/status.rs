@@ -5,8 +5,8 @@
 use super::ledger::Key;
 use super::period::Period;
 use super::usage;
+use crate::common::calendar::Range;
 use crate::common::privilege::as_extension_owner_qualified;
-use crate::partition::bounds::Range;
 use pgrx::prelude::*;
 
 /// One row of `quota_status`.

@@ -60,12 +60,8 @@ pub fn forget() {
 
 fn remember_resources_oid() {
     if RESOURCES_OID.get() == pg_sys::InvalidOid {
-        // SAFETY: catalog lookups inside a transaction.
-        let oid = unsafe {
-            let namespace = pg_sys::get_namespace_oid(c"tenancy".as_ptr(), false);
-            pg_sys::get_relname_relid(c"quota_resources".as_ptr(), namespace)
-        };
-        RESOURCES_OID.set(oid);
+        let oid = crate::common::relation::catalog_relid(c"quota_resources");
+        RESOURCES_OID.set(oid.unwrap_or(pg_sys::InvalidOid));
     }
 }
 

@@ -7,14 +7,17 @@
 //! just before commit (see `ledger` for why).
 
 use super::ledger::{Key, Ledger, SubId, Value};
-use super::period::Period;
+use super::period::{self, Period};
 use super::store::{self, Terms};
 use super::terms::terms_of;
 use crate::common::clock;
-use crate::common::error::Result;
-use crate::common::privilege::as_extension_owner_qualified as as_owner;
+use crate::common::error::{self, Result};
+use crate::common::privilege::{as_extension_owner, as_extension_owner_qualified as as_owner};
+use crate::common::sql::select_value;
+use crate::tenant::context;
 use pgrx::pg_guard;
 use pgrx::pg_sys;
+use pgrx::pg_sys::panic::ErrorReport;
 use std::cell::RefCell;
 
 thread_local! {
@@ -29,7 +32,7 @@ pub struct Decision {
     pub used: i64,
     pub terms: Terms,
     /// The current period's window in Unix microseconds (None for `none`).
-    pub window: Option<crate::partition::bounds::Range>,
+    pub window: Option<crate::common::calendar::Range>,
 }
 
 fn current_sub() -> SubId {
@@ -162,6 +165,7 @@ fn flush() {
             store::write(key, value.period_start, value.used);
         }
     });
+    // SAFETY: pops the snapshot pushed at the start of this function.
     unsafe { pg_sys::PopActiveSnapshot() };
 }
 
@@ -204,4 +208,41 @@ pub fn init() {
         pg_sys::RegisterXactCallback(Some(on_transaction), std::ptr::null_mut());
         pg_sys::RegisterSubXactCallback(Some(on_subtransaction), std::ptr::null_mut());
     }
+}
+
+fn tenant_label(tenant: &[u8; 16]) -> String {
+    let slug: Option<String> = as_extension_owner(|| {
+        select_value(
+            "SELECT slug FROM tenancy.tenants WHERE id = $1",
+            &[pgrx::Uuid::from_bytes(*tenant).into()],
+        )
+    });
+    match slug {
+        Some(slug) => format!("{slug} ({})", context::format_tenant(tenant)),
+        None => context::format_tenant(tenant),
+    }
+}
+
+/// The 53400 error of `require` and of row quotas.
+pub fn exceeded(key: &Key, decision: &Decision, amount: i64) -> ErrorReport {
+    let limit = decision.terms.limit.unwrap_or(i64::MAX);
+    let mut detail = format!(
+        "Tenant {} has used {} of {} {} {}; {} more asked for.",
+        tenant_label(&key.tenant),
+        decision.used,
+        limit,
+        key.resource,
+        decision.terms.period.phrase(),
+        amount
+    );
+    let hint = match decision.window {
+        Some(window) => {
+            detail.push_str(&format!(" The period ends at {}.", period::utc_text(window.to)));
+            "Wait for the next period, or raise the limit with tenancy.set_quota() or tenancy.set_plan_limit()."
+        }
+        None => "Free some units (tenancy.release, or delete rows counted by a row quota), or raise the limit with tenancy.set_quota() or tenancy.set_plan_limit().",
+    };
+    error::quota_exceeded(format!("quota exceeded for resource \"{}\"", key.resource))
+        .set_detail(detail)
+        .set_hint(hint)
 }

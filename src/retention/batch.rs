@@ -13,7 +13,8 @@
 use super::policy::{copied_columns, Action, Policy};
 use crate::common::error::{self, Result};
 use crate::common::privilege::{as_extension_owner, as_table_owner, relation_owner};
-use crate::common::relation::Relation;
+use crate::common::relation::{qualified_name_of, Relation};
+use crate::common::selection::{RowFilter, Value};
 use crate::common::settings::with_settings;
 use crate::common::sql::literal;
 use crate::tenant::context::with_tenant;
@@ -33,14 +34,14 @@ pub struct Progress {
 }
 
 /// Selects the oldest due rows, grouped per partition (a plain table is its
-/// own only group) and, for a registered table, per tenant: `(leaf, ctids as
+/// own only group) and, for a registered table, per tenant: `(leaf OID, ctids as
 /// an array literal, oldest and newest time as literals, newest time, count,
 /// tenant)`. Printed with DateStyle ISO. Rows of a registered table without a
 /// tenant are left alone: no tenant's context may touch them.
 pub fn candidates_sql(table: &str, time: &str, batch_size: i64, tenant: Option<&str>) -> String {
     let (tenant_value, tenant_filter) = tenant_terms(tenant);
     format!(
-        "SELECT s.leaf::pg_catalog.regclass::text, pg_catalog.array_agg(s.ctid)::text,
+        "SELECT s.leaf, pg_catalog.array_agg(s.ctid)::text,
                 min(s.t)::text, max(s.t)::text, max(s.t)::timestamptz, count(*), s.tenant
            FROM (SELECT tableoid AS leaf, ctid, {time} AS t, {tenant_value} AS tenant FROM {table}
                   WHERE {time} < $1 AND {time} >= $2{tenant_filter}
@@ -129,15 +130,6 @@ fn anonymize_groups_sql(table: &str, time: &str, tenant: Option<&str>) -> String
     )
 }
 
-/// Rewrites the batch's rows of one tenant ($4) when the table is registered,
-/// else all of them.
-pub fn anonymize_sql(table: &str, time: &str, set: &str, tenant: Option<&str>) -> String {
-    let tenant_filter = tenant
-        .map(|column| format!(" AND {column} OPERATOR(pg_catalog.=) $4"))
-        .unwrap_or_default();
-    format!("UPDATE {table} SET {set} WHERE {time} > $1 AND {time} <= $3 AND {time} < $2{tenant_filter}")
-}
-
 /// Where a batch's statements run: as the table's owner, so its triggers,
 /// defaults and index expressions never run with a superuser's (the
 /// scheduler's) rights; and, for a registered table, in the context of the
@@ -145,7 +137,9 @@ pub fn anonymize_sql(table: &str, time: &str, set: &str, tenant: Option<&str>) -
 /// Choosing the rows only reads, as the extension owner, who sees them all.
 struct Context {
     owner: pg_sys::Oid,
-    /// The quoted tenant column of a registered table.
+    /// The tenant column of a registered table, as named.
+    tenant_name: Option<String>,
+    /// The same, quoted.
     tenant_column: Option<String>,
 }
 
@@ -159,7 +153,8 @@ impl Context {
         });
         Context {
             owner: relation_owner(table.oid),
-            tenant_column: column.map(|c| quote_identifier(&c)),
+            tenant_column: column.as_deref().map(quote_identifier),
+            tenant_name: column,
         }
     }
 
@@ -211,7 +206,10 @@ pub fn run(
                             )?
                             .map(|row| {
                                 Ok(Group {
-                                    leaf: row.get::<String>(1)?.unwrap_or_default(),
+                                    leaf: row
+                                        .get::<pg_sys::Oid>(1)?
+                                        .and_then(qualified_name_of)
+                                        .unwrap_or_default(),
                                     chosen: Chosen {
                                         ctids: row.get::<String>(2)?.unwrap_or_default(),
                                         oldest: row.get::<String>(3)?.unwrap_or_default(),
@@ -268,6 +266,26 @@ struct Group {
     tenant: Option<pgrx::Uuid>,
 }
 
+/// The rows of one anonymize batch: after the position, up to the bound
+/// (ties of the bound's time included), before the cut-off; of one tenant
+/// (tenant column, tenant) when the table is registered.
+pub(super) fn anonymize_filter(
+    time_column: &str,
+    position: TimestampWithTimeZone,
+    bound: TimestampWithTimeZone,
+    cutoff: TimestampWithTimeZone,
+    tenant: Option<(&str, pgrx::Uuid)>,
+) -> RowFilter {
+    let filter = RowFilter::all()
+        .after(time_column, Value::Time(position))
+        .at_or_before(time_column, Value::Time(bound))
+        .before(time_column, Value::Time(cutoff));
+    match tenant {
+        Some((column, tenant)) => filter.equal(column, Value::Uuid(tenant)),
+        None => filter,
+    }
+}
+
 fn anonymize(
     policy: &Policy,
     table: &Relation,
@@ -275,11 +293,13 @@ fn anonymize(
     cutoff: TimestampWithTimeZone,
 ) -> Result<Progress> {
     let name = table.qualified_name();
-    let set = crate::mask::anonymize_set_clause(table).ok_or_else(|| {
-        error::not_in_prerequisite_state(format!(
-            "table {name} has no masking rules to anonymize with"
-        ))
-    })?;
+    let anonymizer = crate::common::hooks::anonymizer()
+        .filter(|a| (a.covers)(table))
+        .ok_or_else(|| {
+            error::not_in_prerequisite_state(format!(
+                "table {name} has no masking rules to anonymize with"
+            ))
+        })?;
     let context = Context::of(table);
     let tenant = context.tenant();
     let reads = || -> std::result::Result<_, pgrx::spi::Error> {
@@ -325,24 +345,12 @@ fn anonymize(
             reached: None,
         });
     };
-    let update = anonymize_sql(&name, time, &set, tenant);
     let due: i64 = groups.iter().map(|(_, rows)| rows).sum();
     let mut handled = 0i64;
     for (tenant, _) in groups {
-        let mut args: Vec<pgrx::datum::DatumWithOid> =
-            vec![position.into(), cutoff.into(), bound.into()];
-        if let Some(tenant) = tenant {
-            args.push(tenant.into());
-        }
-        handled += context
-            .write(tenant, || {
-                Spi::connect_mut(|client| {
-                    client.update(&update, None, &args).map(|t| t.len() as i64)
-                })
-            })
-            .map_err(|e| {
-                error::not_in_prerequisite_state(format!("retention batch on {name} failed: {e}"))
-            })?;
+        let of_tenant = context.tenant_name.as_deref().zip(tenant);
+        let filter = anonymize_filter(&policy.time_column, position, bound, cutoff, of_tenant);
+        handled += context.write(tenant, || (anonymizer.rewrite)(table, &filter))?;
     }
     // The position moves in the batch's own transaction: rows are rewritten once.
     as_extension_owner(|| {
@@ -407,11 +415,5 @@ mod tests {
         assert!(bound.contains("LIMIT 10"));
         let groups = anonymize_groups_sql("t", "at", Some("tenant_id"));
         assert!(groups.contains("at > $1 AND at <= $3 AND at < $2 AND tenant_id IS NOT NULL"));
-        let sql = anonymize_sql("t", "at", "email = x(email)", Some("tenant_id"));
-        assert_eq!(
-            sql,
-            "UPDATE t SET email = x(email) WHERE at > $1 AND at <= $3 AND at < $2 \
-             AND tenant_id OPERATOR(pg_catalog.=) $4"
-        );
     }
 }

@@ -92,10 +92,7 @@ pub struct Request {
 pub fn validate(request: &Request) -> Result<()> {
     let table = &request.table;
     table.require_owner()?;
-    if crate::partition::catalog::load_sets(Some(table.oid), crate::common::clock::now_micros())
-        .iter()
-        .any(|s| s.retention)
-    {
+    if crate::partition::has_own_retention(table.oid) {
         return Err(error::not_in_prerequisite_state(format!(
             "table {} is a partition set with its own retention",
             table.qualified_name()
@@ -138,7 +135,8 @@ pub fn validate(request: &Request) -> Result<()> {
             request.action.as_str()
         ))),
         (Action::Anonymize, None) => {
-            if crate::mask::anonymize_set_clause(table).is_none() {
+            let covered = crate::common::hooks::anonymizer().is_some_and(|a| (a.covers)(table));
+            if !covered {
                 return Err(error::not_in_prerequisite_state(format!(
                     "table {} has no masking rules to anonymize with",
                     table.qualified_name()

@@ -1,15 +1,15 @@
 //! `purge_tenant`: one tenant's rows erased (or anonymized) from every
-//! registered table, its quota usage reset, and its audit trail replaced by a
-//! single audited record of the purge, all in one transaction.
+//! registered table, then the capabilities' purge hooks (its quota usage
+//! reset, its audit trail replaced by a single audited record of the purge),
+//! all in one transaction.
 
 use crate::common::error::{self, Result};
 use crate::common::privilege::{as_extension_owner, as_table_owner, relation_owner};
 use crate::common::relation::Relation;
+use crate::common::selection::{RowFilter, Value};
 use crate::common::sqltypes::RegClass;
 use crate::tenant::context::with_tenant;
 use pgrx::prelude::*;
-use pgrx::spi::{quote_identifier, quote_literal};
-use pgrx::JsonB;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -26,7 +26,7 @@ impl Mode {
         }
     }
 
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Mode::Delete => "delete",
             Mode::Anonymize => "anonymize",
@@ -117,20 +117,25 @@ pub fn purge(tenant: pgrx::Uuid, mode: Mode) -> Result<i64> {
         )));
     };
     let targets = registered_tables()?;
-    if mode == Mode::Anonymize {
-        let without: Vec<String> = targets
-            .iter()
-            .filter(|t| crate::mask::anonymize_set_clause(&t.table).is_none())
-            .map(|t| t.table.qualified_name())
-            .collect();
-        if !without.is_empty() {
-            return Err(error::not_in_prerequisite_state(format!(
-                "cannot anonymize tenant {slug}: registered tables without masking rules: {}",
-                without.join(", ")
-            ))
-            .set_hint("Set masking rules on them (tenancy.set_masking_rule), or purge with mode 'delete'."));
+    let anonymizer = match mode {
+        Mode::Delete => None,
+        Mode::Anonymize => {
+            let anonymizer = crate::common::hooks::anonymizer();
+            let without: Vec<String> = targets
+                .iter()
+                .filter(|t| !anonymizer.is_some_and(|a| (a.covers)(&t.table)))
+                .map(|t| t.table.qualified_name())
+                .collect();
+            if !without.is_empty() {
+                return Err(error::not_in_prerequisite_state(format!(
+                    "cannot anonymize tenant {slug}: registered tables without masking rules: {}",
+                    without.join(", ")
+                ))
+                .set_hint("Set masking rules on them (tenancy.set_masking_rule), or purge with mode 'delete'."));
+            }
+            anonymizer
         }
-    }
+    };
     let oids: Vec<pg_sys::Oid> = targets.iter().map(|t| t.table.oid).collect();
     let order = delete_order(&oids, &foreign_keys(&oids));
     let mut per_table = serde_json::Map::new();
@@ -141,92 +146,40 @@ pub fn purge(tenant: pgrx::Uuid, mode: Mode) -> Result<i64> {
             .find(|t| t.table.oid == oid)
             .expect("a registered table");
         let name = target.table.qualified_name();
-        let filter = format!(
-            "{} OPERATOR(pg_catalog.=) {}::pg_catalog.uuid",
-            quote_identifier(&target.tenant_column),
-            quote_literal(tenant.to_string())
-        );
+        let filter = RowFilter::all().equal(&target.tenant_column, Value::Uuid(tenant));
         // As the table's owner, so its triggers and defaults run with the
         // owner's rights, never a superuser's; with the tenant set, because
         // the isolation policy (FORCEd on the owner too) shows only its rows.
         let owner = relation_owner(target.table.oid);
         let rows = as_table_owner(owner, || {
-            with_tenant(tenant.as_bytes(), || match mode {
-                Mode::Delete => Spi::connect_mut(|client| {
+            with_tenant(tenant.as_bytes(), || match anonymizer {
+                None => Spi::connect_mut(|client| {
                     client
-                        .update(&format!("DELETE FROM {name} WHERE {filter}"), None, &[])
+                        .update(
+                            &format!("DELETE FROM {name} WHERE {}", filter.sql(1)),
+                            None,
+                            &filter.values(),
+                        )
                         .map(|t| t.len() as i64)
                 })
                 .map_err(|e| {
                     error::not_in_prerequisite_state(format!("purging {name} failed: {e}"))
                 }),
-                Mode::Anonymize => crate::mask::anonymize_rows(&target.table, &filter, 10_000),
+                Some(anonymizer) => (anonymizer.run)(&target.table, &filter, 10_000),
             })
         })?;
         total += rows;
         per_table.insert(name, rows.into());
     }
-    let usage_reset = crate::quota::reset_tenant_usage(*tenant.as_bytes())?;
-    erase_audit_trail(tenant, mode, total, &per_table, usage_reset);
+    // The capabilities do their part (quota counters back to zero), then the
+    // purge is recorded (the audit trail replaced by one PURGE row).
+    crate::common::hooks::tenant_purged(&crate::common::hooks::TenantPurged {
+        tenant: *tenant.as_bytes(),
+        mode: mode.as_str(),
+        rows: total,
+        per_table: &per_table,
+    })?;
     Ok(total)
-}
-
-/// Deletes the tenant's audit rows (they hold the erased values in their row
-/// images) and its seal chain, then writes one audit row, op PURGE, saying
-/// what was purged and what chain was dropped; it starts the tenant's new chain.
-fn erase_audit_trail(
-    tenant: pgrx::Uuid,
-    mode: Mode,
-    total: i64,
-    per_table: &serde_json::Map<String, serde_json::Value>,
-    usage_reset: i64,
-) {
-    // The log has partitions only once something was audited.
-    crate::audit::ensure_audit_log_partitions();
-    // The log and its chains refuse every other writer (audit::guard).
-    crate::common::internal_writes::with_internal_writes(|| {
-        as_extension_owner(|| {
-            Spi::connect_mut(|client| {
-            let deleted = client
-                .update("DELETE FROM tenancy.audit_log WHERE tenant_id = $1", None, &[tenant.into()])?
-                .len() as i64;
-            client.update("DELETE FROM tenancy.audit_chain WHERE tenant_key = $1", None, &[tenant.into()])?;
-            let head = client
-                .update(
-                    "DELETE FROM tenancy.audit_chain_heads WHERE tenant_key = $1
-                     RETURNING pos, pg_catalog.encode(link_hash, 'hex')",
-                    None,
-                    &[tenant.into()],
-                )?;
-            let (chain_length, chain_head) = if head.is_empty() {
-                (0i64, None)
-            } else {
-                let row = head.first();
-                (row.get::<i64>(1)?.unwrap_or(0), row.get::<String>(2)?)
-            };
-            let detail = serde_json::json!({
-                "mode": mode.as_str(),
-                "rows": total,
-                "tables": per_table,
-                "quota_counters_reset": usage_reset,
-                "audit_rows_deleted": deleted,
-                "sealed_chain_length": chain_length,
-                "sealed_chain_head": chain_head,
-            });
-            client.update(
-                "INSERT INTO tenancy.audit_log (tenant_id, table_name, op, record_key, new_row, actor, application_name, client_addr, txid)
-                 VALUES ($1, 'tenancy.tenants', 'PURGE', pg_catalog.jsonb_build_object('id', $1), $2,
-                         coalesce(tenancy.current_actor(), session_user::text),
-                         nullif(pg_catalog.current_setting('application_name'), ''),
-                         pg_catalog.inet_client_addr(), pg_catalog.txid_current())",
-                None,
-                &[tenant.into(), JsonB(detail).into()],
-            )?;
-            Ok::<_, pgrx::spi::Error>(())
-        })
-        .expect("erasing the tenant's audit trail failed")
-        })
-    })
 }
 
 #[cfg(test)]

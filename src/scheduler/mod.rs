@@ -1,6 +1,7 @@
-//! The scheduler: with `shared_preload_libraries = 'pg_tenancy'`, one
-//! background worker runs `run_jobs` in `tenancy.scheduler_database` every
-//! `tenancy.scheduler_interval`.
+//! The scheduler: the job runner behind `run_jobs` and `run_retention`
+//! (`jobs`), and, with `shared_preload_libraries = 'pg_tenancy'`, one
+//! background worker that runs `run_jobs` in `tenancy.scheduler_database`
+//! every `tenancy.scheduler_interval`.
 //!
 //! It runs the same steps the procedure does, each in a transaction of its
 //! own (`_jobs_begin`, then `_jobs_step` until it says the run is over), so
@@ -9,6 +10,25 @@
 //! the settings (a new interval applies at once; a new database restarts the
 //! worker, since a process connects to one database only); SIGTERM stops it
 //! between or inside statements like any backend.
+
+pub mod api;
+mod jobs;
+
+pgrx::extension_sql_file!(
+    "../../sql/scheduler_catalog.sql",
+    name = "scheduler_catalog",
+    requires = ["tenant_catalog"]
+);
+pgrx::extension_sql_file!(
+    "../../sql/scheduler_api.sql",
+    name = "scheduler_api",
+    requires = [
+        "scheduler_catalog",
+        api::_jobs_begin,
+        api::_jobs_step,
+        api::_jobs_end
+    ]
+);
 
 use pgrx::bgworkers::{BackgroundWorkerBuilder, BgWorkerStartTime};
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};

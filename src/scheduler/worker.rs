@@ -72,6 +72,7 @@ fn in_transaction(sql: &str) -> Option<bool> {
         .execute();
     match outcome {
         Ok(value) => {
+            // SAFETY: ends the transaction and snapshot started for this step.
             unsafe {
                 pg_sys::PopActiveSnapshot();
                 pg_sys::CommitTransactionCommand();
@@ -87,6 +88,7 @@ fn in_transaction(sql: &str) -> Option<bool> {
                     ereport: report, ..
                 } => report.message().to_string(),
             };
+            // SAFETY: aborts the transaction started for this step (its error was caught).
             unsafe {
                 pg_sys::AbortCurrentTransaction();
                 pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_IDLE, std::ptr::null());

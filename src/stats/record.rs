@@ -9,14 +9,32 @@ use pgrx::prelude::*;
 use pgrx::{AnyNumeric, JsonB};
 
 /// Makes sure `tenancy.metrics` is a managed partition set: daily children
-/// kept 30 days (change it in tenancy.partition_sets), indexed for the
-/// latest sample of a metric.
+/// kept 30 days (change it in tenancy.partition_sets); [`child_attached`]
+/// indexes each child.
 fn ensure_metrics_partitions() {
-    crate::partition::ensure_internal_set(
-        "tenancy.metrics",
-        "recorded_at",
-        "'1 day', 3, '30 days', ARRAY['CREATE INDEX ON {child} (metric, recorded_at)']",
-    );
+    crate::partition::ensure_internal_set(&crate::partition::InternalSet {
+        table: c"metrics",
+        control_column: "recorded_at",
+        interval: "1 day",
+        premake: 3,
+        retention: Some("30 days"),
+    });
+}
+
+/// Partition maintenance hook (`common::hooks`): every child of
+/// `tenancy.metrics` gets an index for the latest sample of a metric (not
+/// declared on the parent, whose children pg_dump carries with their own).
+pub fn child_attached(event: &crate::common::hooks::ChildAttached) {
+    if Some(event.parent) != crate::common::relation::catalog_relid(c"metrics") {
+        return;
+    }
+    as_extension_owner(|| {
+        Spi::run(&format!(
+            "CREATE INDEX ON {} (metric, recorded_at)",
+            event.child
+        ))
+    })
+    .expect("indexing a metrics partition failed");
 }
 
 /// The figures of `database_stats()` and `connection_summary()`, read with the

@@ -6,6 +6,30 @@
 mod tests {
     use pgrx::prelude::*;
 
+    /// Every child of tenancy.metrics gets the index for the latest sample of
+    /// a metric from the statistics partition hook.
+    #[pg_test]
+    fn metrics_partitions_get_their_index() {
+        Spi::run("SELECT tenancy.record_metrics()").unwrap();
+        let (children, lacking) = Spi::get_two::<i64, i64>(
+            "SELECT count(*),
+                    count(*) FILTER (WHERE NOT EXISTS (
+                        SELECT FROM pg_indexes x
+                         WHERE x.schemaname = n.nspname AND x.tablename = c.relname
+                           AND x.indexdef LIKE '%(metric, recorded_at)'))
+               FROM pg_partition_tree('tenancy.metrics') t
+               JOIN pg_class c ON c.oid = t.relid
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.relkind = 'r'",
+        )
+        .unwrap();
+        assert!(
+            children.unwrap() > 1,
+            "record_metrics made the daily children"
+        );
+        assert_eq!(lacking, Some(0));
+    }
+
     #[pg_test]
     fn every_check_reports_one_row_with_a_known_status() {
         let bad = Spi::get_one::<i64>(

@@ -153,18 +153,14 @@ fn register_table(
     tbl: Option<RegClass>,
     tenant_column: default!(Option<SqlName>, "'tenant_id'"),
 ) -> Result<()> {
-    let tbl = required(tbl, "tbl")?;
-    let tenant_column = required(tenant_column, "tenant_column")?;
-    let table = checked_tenant_table(tbl, tenant_column.as_str())?;
+    let (table, tenant_column) = checked_tenant_table(tbl, tenant_column)?;
     registry::register(&table, tenant_column.as_str())
 }
 
 /// Removes a table's registration (it must not be isolated any more).
 #[pg_extern(volatile, parallel_unsafe)]
 fn unregister_table(tbl: Option<RegClass>) -> Result<()> {
-    let tbl = required(tbl, "tbl")?;
-    let table = Relation::lookup_table(tbl)?;
-    table.require_owner()?;
+    let table = Relation::owned_table(required(tbl, "tbl")?)?;
     registry::unregister(&table)
 }
 
@@ -179,9 +175,7 @@ fn enable_isolation(
     tbl: Option<RegClass>,
     tenant_column: default!(Option<SqlName>, "'tenant_id'"),
 ) -> Result<()> {
-    let tbl = required(tbl, "tbl")?;
-    let tenant_column = required(tenant_column, "tenant_column")?;
-    let table = checked_tenant_table(tbl, tenant_column.as_str())?;
+    let (table, tenant_column) = checked_tenant_table(tbl, tenant_column)?;
     registry::enable_isolation(&table, tenant_column.as_str())
 }
 
@@ -189,9 +183,7 @@ fn enable_isolation(
 /// other policy needs it) from `tbl` and its partitions; keeps the registration.
 #[pg_extern(volatile, parallel_unsafe)]
 fn disable_isolation(tbl: Option<RegClass>) -> Result<()> {
-    let tbl = required(tbl, "tbl")?;
-    let table = Relation::lookup_table(tbl)?;
-    table.require_owner()?;
+    let table = Relation::owned_table(required(tbl, "tbl")?)?;
     registry::disable_isolation(&table)
 }
 
@@ -205,20 +197,26 @@ fn _isolation_cover_partitions(tbl: Option<RegClass>) -> Result<()> {
     Ok(())
 }
 
-/// A table the caller owns, with a uuid column `tenant_column`.
-fn checked_tenant_table(tbl: RegClass, tenant_column: &str) -> Result<Relation> {
-    let table = Relation::lookup_table(tbl)?;
-    table.require_owner()?;
-    let column = table.column(tenant_column)?;
+/// The arguments of a registering call: a table the caller owns, with a uuid
+/// column `tenant_column` (errors in argument order).
+fn checked_tenant_table(
+    tbl: Option<RegClass>,
+    tenant_column: Option<SqlName>,
+) -> Result<(Relation, SqlName)> {
+    let tbl = required(tbl, "tbl")?;
+    let tenant_column = required(tenant_column, "tenant_column")?;
+    let table = Relation::owned_table(tbl)?;
+    let column = table.column(tenant_column.as_str())?;
     if column.type_oid != pg_sys::UUIDOID {
         return Err(error::datatype_mismatch(format!(
-            "tenant column \"{tenant_column}\" of table {} has type {}, not uuid",
+            "tenant column \"{}\" of table {} has type {}, not uuid",
+            tenant_column.as_str(),
             table.qualified_name(),
             column.type_name
         ))
         .set_hint("Tenant ids are uuid values from tenancy.tenants.id."));
     }
-    Ok(table)
+    Ok((table, tenant_column))
 }
 
 fn warn_if_local_outside_transaction(is_local: bool, function: &str) {

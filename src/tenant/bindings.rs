@@ -21,6 +21,7 @@
 
 use crate::common::error;
 use crate::common::privilege::as_extension_owner_qualified;
+use crate::common::relation::catalog_relid;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::cell::{Cell, RefCell};
@@ -137,20 +138,6 @@ pub fn init() {
             Some(on_syscache),
             pg_sys::Datum::from(0),
         );
-    }
-}
-
-/// A relation of schema tenancy, if it exists (the syscache answers; an
-/// older release's SQL may not have it yet).
-pub fn catalog_relid(name: &std::ffi::CStr) -> Option<pg_sys::Oid> {
-    // SAFETY: syscache lookups inside a transaction.
-    unsafe {
-        let namespace = pg_sys::get_namespace_oid(c"tenancy".as_ptr(), true);
-        if namespace == pg_sys::InvalidOid {
-            return None;
-        }
-        let relid = pg_sys::get_relname_relid(name.as_ptr(), namespace);
-        (relid != pg_sys::InvalidOid).then_some(relid)
     }
 }
 

@@ -227,7 +227,7 @@ fn checkable(source: pg_sys::GucSource::Type) -> Checkable {
             };
         }
         if pg_sys::superuser_arg(pg_sys::GetSessionUserId())
-            || bindings::catalog_relid(c"tenants").is_none()
+            || crate::common::relation::catalog_relid(c"tenants").is_none()
         {
             return Checkable::NoNeed;
         }
@@ -299,6 +299,7 @@ pub fn with_current_actor<R>(f: impl FnOnce(Option<&[u8]>) -> R) -> R {
     // setting changes, which `f` does not do.
     let value = unsafe { *ACTOR.as_ptr() };
     let bytes = (!value.is_null())
+        // SAFETY: `value` was checked non-null: a C string the GUC owns.
         .then(|| unsafe { CStr::from_ptr(value) }.to_bytes())
         .filter(|bytes| !bytes.is_empty());
     f(bytes)

@@ -83,6 +83,7 @@ unsafe fn session_value_set_in_transaction(index: usize, setting: &CStr) -> bool
         static ENTRIES: std::cell::Cell<[*mut pg_sys::config_string; 2]> =
             const { std::cell::Cell::new([std::ptr::null_mut(); 2]) };
     }
+    // SAFETY: backend-local GUC internals; an entry, once found, never moves.
     unsafe {
         let mut entries = ENTRIES.get();
         if entries[index].is_null() {
@@ -119,6 +120,7 @@ unsafe fn session_value_set_in_transaction(index: usize, setting: &CStr) -> bool
 /// # Safety
 /// Backend-local GUC internals; the entry of a defined setting never moves.
 unsafe fn find_string_setting(name: &CStr) -> *mut pg_sys::config_string {
+    // SAFETY: backend-local GUC internals, read inside a transaction.
     unsafe {
         #[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15"))]
         let (variables, count) = (pg_sys::get_guc_variables(), pg_sys::GetNumConfigOptions());

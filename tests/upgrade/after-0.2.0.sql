@@ -5,11 +5,22 @@
 SET client_min_messages = warning;
 DO $$
 BEGIN
-    -- The audit log's set gives new partitions the statement guard ...
-    IF NOT EXISTS (SELECT FROM tenancy.partition_sets
-                    WHERE parent = 'tenancy.audit_log'::regclass
-                      AND child_ddl[2] LIKE 'CREATE TRIGGER tenancy_no_changes BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {child} %') THEN
-        RAISE 'the audit log''s child DDL lacks the statement guard';
+    -- The logs' children get their index and guard from audit and stats now ...
+    IF EXISTS (SELECT FROM tenancy.partition_sets
+                WHERE parent IN ('tenancy.audit_log'::regclass, 'tenancy.metrics'::regclass)
+                  AND child_ddl <> '{}') THEN
+        RAISE 'a log''s set still has the child DDL of 0.1.0';
+    END IF;
+    -- ... a new audit log partition gets the guard (and the BRIN index) ...
+    PERFORM set_config('tenancy.now_override', (now() + interval '6 months')::text, true);
+    PERFORM tenancy.run_maintenance('tenancy.audit_log');
+    PERFORM set_config('tenancy.now_override', '', true);
+    IF EXISTS (SELECT FROM pg_partition_tree('tenancy.audit_log') t JOIN pg_class c ON c.oid = t.relid
+                WHERE c.relkind = 'r'
+                  AND NOT EXISTS (SELECT FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+                                   JOIN pg_am a ON a.oid = ic.relam
+                                  WHERE i.indrelid = c.oid AND a.amname = 'brin')) THEN
+        RAISE 'an audit log partition lacks its BRIN index';
     END IF;
     -- ... and every partition made before the update has it, and the row guard.
     IF EXISTS (SELECT FROM pg_partition_tree('tenancy.audit_log') t JOIN pg_class c ON c.oid = t.relid

@@ -9,21 +9,17 @@
 //! goes on. Concurrent runs are kept apart by session-level advisory locks
 //! (they must outlive the commits between steps).
 
-use super::batch;
-use super::policy::{self, Policy};
 use crate::common::error::notice;
+use crate::common::locks::Lock;
 use crate::common::privilege::as_extension_owner;
 use crate::common::subxact::{attempt, Failure};
+use crate::retention::batch;
+use crate::retention::policy::{self, Policy};
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
 use pgrx::JsonB;
 use std::cell::RefCell;
 use std::collections::VecDeque;
-
-/// Advisory lock keys ("tena", n): maintenance uses 1.
-const JOBS_LOCK: i32 = 4;
-const RETENTION_LOCK: i32 = 3;
-const LOCK_CLASS: i32 = 0x7465_6e61;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Job {
@@ -71,7 +67,7 @@ enum Work {
 struct State {
     queue: VecDeque<Work>,
     /// Session advisory locks this backend holds for the run.
-    held: Vec<i32>,
+    held: Vec<Lock>,
     /// Totals of the current retention pass: rows, failed tables.
     retention: (i64, i64),
     /// Actions of the current maintenance pass and how often each occurred,
@@ -84,19 +80,21 @@ thread_local! {
     static STATE: RefCell<State> = RefCell::new(State::default());
 }
 
-fn try_lock(key: i32) -> bool {
+fn try_lock(lock: Lock) -> bool {
+    let (class, key) = lock.key();
     Spi::get_one_with_args::<bool>(
         "SELECT pg_catalog.pg_try_advisory_lock($1, $2)",
-        &[LOCK_CLASS.into(), key.into()],
+        &[class.into(), key.into()],
     )
     .expect("advisory lock failed")
     .unwrap_or(false)
 }
 
-fn unlock(key: i32) {
+fn unlock(lock: Lock) {
+    let (class, key) = lock.key();
     Spi::get_one_with_args::<bool>(
         "SELECT pg_catalog.pg_advisory_unlock($1, $2)",
-        &[LOCK_CLASS.into(), key.into()],
+        &[class.into(), key.into()],
     )
     .expect("advisory unlock failed");
 }
@@ -105,8 +103,8 @@ fn unlock(key: i32) {
 /// was cancelled between steps) and forgets its queue.
 pub fn end() {
     let held = STATE.with(|s| std::mem::take(&mut *s.borrow_mut()).held);
-    for key in held {
-        unlock(key);
+    for lock in held {
+        unlock(lock);
     }
 }
 
@@ -117,10 +115,10 @@ pub fn begin(retention_only: bool) -> bool {
     let queue: VecDeque<Work> = if retention_only {
         VecDeque::from([Work::RetentionStart])
     } else {
-        if !try_lock(JOBS_LOCK) {
+        if !try_lock(Lock::Jobs) {
             return false;
         }
-        STATE.with(|s| s.borrow_mut().held.push(JOBS_LOCK));
+        STATE.with(|s| s.borrow_mut().held.push(Lock::Jobs));
         VecDeque::from([
             Work::MaintenanceStart,
             Work::RetentionStart,
@@ -329,7 +327,7 @@ fn finish_maintenance(run_id: i64) {
 
 fn start_retention() {
     let started = clock();
-    if !try_lock(RETENTION_LOCK) {
+    if !try_lock(Lock::Retention) {
         notice("tenancy.run_retention() is already running in another session: skipped");
         record(
             "retention",
@@ -342,7 +340,7 @@ fn start_retention() {
     }
     STATE.with(|s| {
         let mut s = s.borrow_mut();
-        s.held.push(RETENTION_LOCK);
+        s.held.push(Lock::Retention);
         s.retention = (0, 0);
     });
     let policies = policy::load_all();
@@ -437,14 +435,18 @@ fn finish_retention(run_id: i64) {
         rows,
         serde_json::json!({ "failed_tables": failed }),
     );
-    unlock(RETENTION_LOCK);
-    STATE.with(|s| s.borrow_mut().held.retain(|k| *k != RETENTION_LOCK));
+    unlock(Lock::Retention);
+    STATE.with(|s| s.borrow_mut().held.retain(|k| *k != Lock::Retention));
 }
 
 fn table_text(policy: &Policy) -> String {
     oid_text(policy.table.oid())
 }
 
+/// A table as a job's label in `tenancy.job_runs` (`retention:events`): the
+/// way psql prints a regclass, schema left out when it is on the search_path.
+/// Only ever displayed, never put back into SQL (that takes
+/// `common::relation::qualified_name_of`).
 fn oid_text(table: pg_sys::Oid) -> String {
     Spi::get_one_with_args::<String>("SELECT $1::pg_catalog.regclass::text", &[table.into()])
         .ok()
