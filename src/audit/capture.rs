@@ -469,11 +469,9 @@ pub(super) unsafe fn text_array<'a>(
     }
 }
 
-/// Relcache callback: drop what we cached about `relid`.
-#[pg_guard]
-pub unsafe extern "C-unwind" fn forget(arg: pg_sys::Datum, relid: pg_sys::Oid) {
-    // SAFETY: a relcache callback is called with the arguments it was registered with.
-    unsafe { plan::forget(arg, relid) };
+/// Relcache invalidation: drop what we cached about `relid`.
+pub fn forget(relid: pg_sys::Oid) {
+    plan::forget(relid);
     store::forget(relid);
     catalog_oids::forget(relid);
 }

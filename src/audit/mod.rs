@@ -18,7 +18,6 @@ mod triggers;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;
 
-use pgrx::prelude::*;
 
 pgrx::extension_sql_file!(
     "../../sql/audit_catalog.sql",
@@ -44,8 +43,7 @@ pgrx::extension_sql_file!(
 /// Registers the relcache callback that keeps cached audit plans fresh, and
 /// audit's part in partition maintenance and tenant purges; called from `_PG_init`.
 pub fn init() {
-    // SAFETY: registering a callback during library load, as the docs prescribe.
-    unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(capture::forget), pg_sys::Datum::from(0)) };
+    crate::common::invalidation::on_relcache(capture::forget);
     crate::common::hooks::on_child_attached(partitions::child_attached);
     crate::common::hooks::on_children_retired(partitions::children_retired);
     crate::common::hooks::on_purge_recorded(purge::record);

@@ -83,8 +83,7 @@ thread_local! {
 }
 
 /// Drops cached plans when PostgreSQL invalidates a relation (or everything).
-#[pg_guard]
-pub unsafe extern "C-unwind" fn forget(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+pub fn forget(relid: pg_sys::Oid) {
     // The map is only ever borrowed briefly, with no PostgreSQL call inside
     // the borrow, so this callback cannot find it borrowed.
     PLANS.with(|plans| {

@@ -6,6 +6,7 @@ pub mod clock;
 pub mod error;
 pub mod hooks;
 pub mod internal_writes;
+pub mod invalidation;
 pub mod locks;
 pub mod privilege;
 pub mod relation;

@@ -131,8 +131,7 @@ pub fn with_hmac<R>(work: impl FnOnce(&Hmac) -> R) -> R {
 
 /// Relcache invalidation of the key table (a restore replaced the key) or of
 /// everything: read the key again on next use.
-#[pg_guard]
-unsafe extern "C-unwind" fn on_relcache(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+fn on_relcache(relid: pg_sys::Oid) {
     if relid == pg_sys::InvalidOid || relid == KEY_TABLE.get() {
         CACHED.with(|c| *c.borrow_mut() = None);
     }
@@ -149,9 +148,9 @@ fn _masking_key_changed<'a>(
     Ok(None)
 }
 
+/// Registers the relcache handler; called from `_PG_init`.
 pub fn init() {
-    // SAFETY: registering a callback while the library loads.
-    unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(on_relcache), pg_sys::Datum::from(0)) };
+    crate::common::invalidation::on_relcache(on_relcache);
 }
 
 #[cfg(test)]

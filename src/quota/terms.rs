@@ -67,8 +67,7 @@ fn remember_resources_oid() {
 
 /// Relcache invalidation: terms may have changed (or the extension was
 /// dropped and created again, with new OIDs).
-#[pg_guard]
-unsafe extern "C-unwind" fn on_relcache(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+fn on_relcache(relid: pg_sys::Oid) {
     if relid == pg_sys::InvalidOid || relid == RESOURCES_OID.get() {
         forget();
         RESOURCES_OID.set(pg_sys::InvalidOid);
@@ -87,8 +86,7 @@ fn _quota_terms_changed<'a>(
     Ok(None)
 }
 
-/// Registers the relcache callback; called from `_PG_init`.
+/// Registers the relcache handler; called from `_PG_init`.
 pub fn init() {
-    // SAFETY: registering a callback while the library loads.
-    unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(on_relcache), pg_sys::Datum::from(0)) };
+    crate::common::invalidation::on_relcache(on_relcache);
 }

@@ -110,8 +110,7 @@ fn invalidate() {
     GENERATION.set(GENERATION.get().wrapping_add(1));
 }
 
-#[pg_guard]
-unsafe extern "C-unwind" fn on_relcache(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+fn on_relcache(relid: pg_sys::Oid) {
     // InvalidOid means "every relation" (a cache reset).
     if relid == pg_sys::InvalidOid || WATCHED.get().contains(&relid) {
         invalidate();
@@ -125,9 +124,9 @@ unsafe extern "C-unwind" fn on_syscache(_arg: pg_sys::Datum, _cache: i32, _hash:
 
 /// Registers the invalidation callbacks; called from `_PG_init`.
 pub fn init() {
+    crate::common::invalidation::on_relcache(on_relcache);
     // SAFETY: registering callbacks while the library loads, as the docs prescribe.
     unsafe {
-        pg_sys::CacheRegisterRelcacheCallback(Some(on_relcache), pg_sys::Datum::from(0));
         pg_sys::CacheRegisterSyscacheCallback(
             pg_sys::SysCacheIdentifier::AUTHMEMMEMROLE as i32,
             Some(on_syscache),
