@@ -4,7 +4,7 @@
 #   make test          all tests: #[pg_test] units, pg_regress and isolation suites, multi-connection tests,
 #                      docs examples, upgrades from every release, the Debian package
 #
-# Other targets: setup install installcheck upgrade unit multi bench package fmt lint clean
+# Other targets: setup install installcheck upgrade unit multi citus bench package fmt lint clean
 
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
@@ -15,7 +15,7 @@ PG_CONFIG    := $(call config,pg_config,$(PG_MAJOR))
 CLUSTER_ROOT := $(call config,test,cluster_root)
 TEST_USER    := $(call config,test,user)
 
-.PHONY: setup install install-debug demo test unit installcheck upgrade multi bench package fmt lint clean
+.PHONY: setup install install-debug demo test unit installcheck upgrade multi citus bench package fmt lint clean
 
 ## setup: apt packages, cargo-pgrx (pinned), cargo pgrx init; skips what is present
 setup:
@@ -35,7 +35,7 @@ demo: setup install
 
 ## test: every kind of test; passes as root
 test: unit install-debug
-	scripts/run-suites.sh releases regress isolation multi docs upgrade package
+	scripts/run-suites.sh releases regress isolation multi docs citus upgrade package
 
 ## unit: #[pg_test] and #[test] functions, in a cluster cargo-pgrx starts as $(TEST_USER)
 unit: $(CLUSTER_ROOT)
@@ -52,6 +52,10 @@ upgrade: install-debug
 ## multi: multi-connection tests only
 multi: install-debug
 	scripts/run-suites.sh multi
+
+## citus: the Citus suite only (a coordinator and two workers; skipped without Citus)
+citus: install-debug
+	scripts/run-suites.sh citus
 
 ## bench: release build, benchmarks side by side with the anchors, ratios printed
 bench: install

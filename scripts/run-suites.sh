@@ -2,13 +2,14 @@
 # Runs test suites against the installed extension in a throwaway cluster it
 # starts itself and stops on exit:
 #
-#   scripts/run-suites.sh [releases] [regress] [isolation] [multi] [docs] [upgrade] [package]
+#   scripts/run-suites.sh [releases] [regress] [isolation] [multi] [docs] [citus] [upgrade] [package]
 #
 #   releases   released SQL files unchanged, versions and upgrade scripts in order
 #   regress    pg_regress golden files in tests/regress (what a psql user sees)
 #   isolation  isolationtester specs in tests/isolation (interleaved sessions)
 #   multi      Rust multi-connection tests in tests/multi (concurrency, dump/restore)
 #   docs       the ```sql examples of docs/*.md, which must run as written
+#   citus      pg_tenancy on a Citus coordinator and two workers (own clusters; skipped without Citus)
 #   upgrade    every release updated to this version equals a fresh install (own clusters)
 #   package    the .deb installs into a clean PostgreSQL and runs the demo (own cluster)
 set -euo pipefail
@@ -23,7 +24,7 @@ host=$(config test host)
 user=$(config test user)
 cluster=suites
 
-[ $# -gt 0 ] || set -- releases regress isolation multi docs upgrade package
+[ $# -gt 0 ] || set -- releases regress isolation multi docs citus upgrade package
 
 # The library is preloaded so the scheduler tests find its background worker
 # (off until tenancy.scheduler_database is set).
@@ -76,6 +77,9 @@ for suite in "$@"; do
         ;;
     upgrade)
         "$here/scripts/test-upgrade.sh" || status=1
+        ;;
+    citus)
+        "$here/scripts/test-citus.sh" || status=1
         ;;
     package)
         "$here/scripts/test-package.sh" || status=1

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian 12 machine lacks to build, test and demo pg_tenancy,
 # and skips whatever is already there: the apt packages of pgrx.toml, cargo-pgrx
-# at the pinned version, and `cargo pgrx init` for the tested PostgreSQL major.
+# at the pinned version, `cargo pgrx init` for the tested PostgreSQL major, and
+# Citus built from CITUS_SOURCE (a source tarball) when that is given and Citus
+# is not installed yet.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 config() { "$here/scripts/config.sh" "$@"; }
@@ -41,4 +43,39 @@ if grep -qs "^$major = \"$pg_config\"" "$pgrx_home/config.toml"; then
 else
     echo "setup: cargo pgrx init --$major $pg_config"
     cargo pgrx init "--$major" "$pg_config"
+fi
+
+# Citus from a source tarball, when one is given and Citus is missing.
+citus_version=$(config citus version)
+citus_lib="$("$pg_config" --pkglibdir)/citus.so"
+if [ -f "$citus_lib" ]; then
+    echo "setup: Citus present ($citus_lib)"
+elif [ -n "${CITUS_SOURCE:-}" ]; then
+    [ -f "$CITUS_SOURCE" ] || { echo "setup: CITUS_SOURCE=$CITUS_SOURCE does not exist" >&2; exit 1; }
+    echo "setup: building Citus $citus_version from $CITUS_SOURCE (about 2 minutes on 2 cores)"
+    missing=()
+    for package in $(config citus build_packages); do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
+            || missing+=("$package")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        sudo_cmd=""
+        [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+        DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+    build=$(mktemp -d)
+    tar xzf "$CITUS_SOURCE" -C "$build"
+    (
+        cd "$build"/citus-*/
+        ./configure PG_CONFIG="$pg_config" --without-libcurl >"$build/configure.log" 2>&1 \
+            || { tail -20 "$build/configure.log" >&2; exit 1; }
+        make -j"$(nproc)" >"$build/make.log" 2>&1 || { tail -20 "$build/make.log" >&2; exit 1; }
+        sudo_cmd=""
+        [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+        $sudo_cmd make install >"$build/install.log" 2>&1 || { tail -20 "$build/install.log" >&2; exit 1; }
+    )
+    rm -rf "$build"
+    echo "setup: Citus $citus_version installed"
+else
+    echo "setup: no Citus (give CITUS_SOURCE=citus-$citus_version.tar.gz to build it; the Citus suite is skipped without it)"
 fi

@@ -79,7 +79,9 @@ findings(check_name, object, detail) AS (
      WHERE o.polcmd IS NOT NULL
        AND (o.polcmd <> '*' OR NOT o.polpermissive OR o.polroles <> '{0}'::oid[]
             OR o.qual IS DISTINCT FROM o.withcheck
-            OR o.qual IS DISTINCT FROM format('(%s = ( SELECT tenancy.current_tenant() AS current_tenant))', quote_ident(o.tenant_column)))
+            OR o.qual IS DISTINCT FROM format('(%s = ( SELECT tenancy.current_tenant() AS current_tenant))', quote_ident(o.tenant_column))
+               -- the form a Citus database gets (no subquery in a distributed table's policy)
+               AND o.qual IS DISTINCT FROM format('(%s = tenancy.current_tenant())', quote_ident(o.tenant_column)))
     UNION ALL
     -- Other permissive policies are OR-ed with ours: each widens what a tenant sees.
     SELECT 'extra_permissive_policy', o.relid::regclass::text,

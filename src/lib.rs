@@ -9,6 +9,7 @@
 use pgrx::prelude::*;
 
 mod audit;
+mod citus;
 mod common;
 mod mask;
 mod partition;
@@ -49,6 +50,7 @@ pub extern "C-unwind" fn _PG_init() {
     mask::init();
     stats::init();
     scheduler::init();
+    citus::init();
     // Nothing else may claim our GUC prefix (a typo in `SET tenancy.x` is then an error).
     #[cfg(not(any(feature = "pg13", feature = "pg14")))]
     // SAFETY: called from _PG_init, after our GUCs are defined.

@@ -18,7 +18,6 @@ mod triggers;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;
 
-
 pgrx::extension_sql_file!(
     "../../sql/audit_catalog.sql",
     name = "audit_catalog",

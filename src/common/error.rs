@@ -48,6 +48,12 @@ pub fn wrong_object_type(message: impl Into<String>) -> ErrorReport {
     report(PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE, message)
 }
 
+/// 0A000: not supported here (on a Citus worker, on a distributed table).
+#[track_caller]
+pub fn feature_not_supported(message: impl Into<String>) -> ErrorReport {
+    report(PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED, message)
+}
+
 /// 55000: the object is not in the state the operation needs.
 #[track_caller]
 pub fn not_in_prerequisite_state(message: impl Into<String>) -> ErrorReport {

@@ -2,6 +2,7 @@
 //! relation lookups, the clock, subtransactions and privilege switches.
 
 pub mod calendar;
+pub mod citus;
 pub mod clock;
 pub mod error;
 pub mod hooks;

@@ -274,6 +274,7 @@ fn create_masked_view(
     let tbl = required(tbl, "tbl")?;
     let view_schema = required(view_schema, "view_schema")?;
     let table = Relation::owned_table(tbl)?;
+    crate::common::citus::ensure_replicated("tenancy.create_masked_view()")?;
     if view_schema.as_str() == table.schema {
         return Err(error::invalid_parameter(format!(
             "the masked view of {} cannot live in the table's own schema",

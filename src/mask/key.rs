@@ -116,8 +116,16 @@ thread_local! {
 pub fn with_hmac<R>(work: impl FnOnce(&Hmac) -> R) -> R {
     if CACHED.with(|c| c.borrow().is_none()) {
         let key: Vec<u8> = as_extension_owner_qualified(|| {
+            // A Citus worker reads its copy of the coordinator's key.
             crate::common::sql::select_value::<Vec<u8>>(
-                "SELECT key FROM tenancy.masking_key WHERE id OPERATOR(pg_catalog.=) 1",
+                &format!(
+                    "SELECT key FROM {} WHERE id OPERATOR(pg_catalog.=) 1",
+                    if crate::common::citus::on_worker() {
+                        crate::common::citus::local_copy(c"cluster_masking_key")
+                    } else {
+                        "tenancy.masking_key".to_owned()
+                    }
+                ),
                 &[],
             )
         })
@@ -141,10 +149,14 @@ fn on_relcache(relid: pg_sys::Oid) {
 /// this transaction commits (this one at its next command).
 #[pg_trigger]
 fn _masking_key_changed<'a>(
-    trigger: &'a PgTrigger<'a>,
+    _trigger: &'a PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, std::convert::Infallible> {
-    // SAFETY: queues a relcache invalidation of the trigger's table, sent at commit.
-    unsafe { pg_sys::CacheInvalidateRelcacheByRelid((*trigger.trigger_data().tg_relation).rd_id) };
+    // Named, not the trigger's table: the trigger also sits on the key's
+    // cluster copy, on every node of a Citus cluster.
+    if let Some(relid) = crate::common::relation::catalog_relid(c"masking_key") {
+        // SAFETY: queues a relcache invalidation, sent at commit.
+        unsafe { pg_sys::CacheInvalidateRelcacheByRelid(relid) };
+    }
     Ok(None)
 }
 

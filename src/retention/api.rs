@@ -135,6 +135,7 @@ fn purge_tenant(
         error::invalid_parameter(format!("unknown purge mode \"{mode_text}\""))
             .set_hint("Use delete or anonymize.")
     })?;
+    crate::common::citus::ensure_replicated("tenancy.purge_tenant()")?;
     purge::purge(tenant, mode)
 }
 

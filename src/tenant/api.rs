@@ -30,6 +30,7 @@ fn create_tenant(
     let name = required(name, "name")?;
     let plan = required(plan, "plan")?;
     let id = id.map(|id| *id.as_bytes());
+    crate::common::citus::ensure_replicated("tenancy.create_tenant()")?;
     registry::create_tenant(slug, name, plan, id).map(pgrx::Uuid::from_bytes)
 }
 
@@ -123,19 +124,23 @@ fn bind_role(role: Option<RegRole>, tenants: Option<Vec<Option<pgrx::Uuid>>>) ->
         .map(|t| t.map(|t| *t.as_bytes()))
         .collect::<Option<Vec<_>>>()
         .ok_or_else(|| error::invalid_parameter("tenants must not contain NULL"))?;
+    crate::common::citus::ensure_replicated("tenancy.bind_role()")?;
     bindings::bind(role.oid(), tenants)
 }
 
 /// Removes `role`'s binding: it may select any active tenant again.
 #[pg_extern(volatile, parallel_unsafe)]
 fn unbind_role(role: Option<RegRole>) -> Result<()> {
-    bindings::unbind(required(role, "role")?.oid())
+    let role = required(role, "role")?;
+    crate::common::citus::ensure_replicated("tenancy.unbind_role()")?;
+    bindings::unbind(role.oid())
 }
 
 /// Suspends a tenant:/// Suspends a tenant: `set_tenant` refuses it until `activate_tenant`.
 #[pg_extern(volatile, parallel_unsafe)]
 fn suspend_tenant(tenant: Option<pgrx::Uuid>) -> Result<()> {
     let tenant = *required(tenant, "tenant")?.as_bytes();
+    crate::common::citus::ensure_replicated("tenancy.suspend_tenant()")?;
     registry::set_status(&tenant, registry::TenantStatus::Suspended)
 }
 
@@ -143,6 +148,7 @@ fn suspend_tenant(tenant: Option<pgrx::Uuid>) -> Result<()> {
 #[pg_extern(volatile, parallel_unsafe)]
 fn activate_tenant(tenant: Option<pgrx::Uuid>) -> Result<()> {
     let tenant = *required(tenant, "tenant")?.as_bytes();
+    crate::common::citus::ensure_replicated("tenancy.activate_tenant()")?;
     registry::set_status(&tenant, registry::TenantStatus::Active)
 }
 
@@ -176,6 +182,7 @@ fn enable_isolation(
     tenant_column: default!(Option<SqlName>, "'tenant_id'"),
 ) -> Result<()> {
     let (table, tenant_column) = checked_tenant_table(tbl, tenant_column)?;
+    crate::common::citus::ensure_replicated("tenancy.enable_isolation()")?;
     registry::enable_isolation(&table, tenant_column.as_str())
 }
 

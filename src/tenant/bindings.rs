@@ -150,15 +150,23 @@ pub fn broadcast_change(table: &std::ffi::CStr) {
 }
 
 fn load() -> Vec<Binding> {
+    // A Citus worker knows bindings from its copy of the coordinator's, which
+    // names roles (their OIDs differ from node to node).
+    let sql = if crate::common::citus::on_worker() {
+        format!(
+            "SELECT r.oid, b.tenants FROM {} b
+               JOIN pg_catalog.pg_roles r ON r.rolname OPERATOR(pg_catalog.=) b.role_name",
+            crate::common::citus::local_copy(c"cluster_role_bindings")
+        )
+    } else {
+        "SELECT b.role::pg_catalog.oid, b.tenants FROM tenancy.role_bindings b
+          WHERE EXISTS (SELECT FROM pg_catalog.pg_authid a WHERE a.oid OPERATOR(pg_catalog.=) b.role)"
+            .to_owned()
+    };
     let rows: Vec<(pg_sys::Oid, Vec<pgrx::Uuid>)> = as_extension_owner_qualified(|| {
         Spi::connect(|client| {
             client
-                .select(
-                    "SELECT b.role::pg_catalog.oid, b.tenants FROM tenancy.role_bindings b
-                      WHERE EXISTS (SELECT FROM pg_catalog.pg_authid a WHERE a.oid OPERATOR(pg_catalog.=) b.role)",
-                    None,
-                    &[],
-                )?
+                .select(&sql, None, &[])?
                 .map(|row| {
                     Ok((
                         row.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::InvalidOid),
@@ -378,6 +386,18 @@ fn existing_role_name(role: pg_sys::Oid) -> error::Result<String> {
     Ok(unsafe { std::ffi::CStr::from_ptr(name) }
         .to_string_lossy()
         .into_owned())
+}
+
+/// The statement trigger on `tenancy.cluster_tenants` and
+/// `tenancy.cluster_role_bindings`, and on their copies on every node of a
+/// Citus cluster: this node's backends reload what they cached.
+#[pg_trigger]
+fn _cluster_copy_changed<'a>(
+    _trigger: &'a PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, std::convert::Infallible> {
+    broadcast_change(c"role_bindings");
+    broadcast_change(c"tenants");
+    Ok(None)
 }
 
 /// The statement trigger on `tenancy.role_bindings`: however the table

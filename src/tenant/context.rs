@@ -286,6 +286,24 @@ pub fn current_tenant() -> Option<[u8; 16]> {
     Some(tenant)
 }
 
+/// The tenant another node must take as this session's when a statement
+/// reaches it (Citus workers, `crate::citus`): the tenant in effect, as set
+/// or from the JWT claim, unchecked (the other node checks it as strictly);
+/// `Some("")` for none when the session starts with a tenant of its own that
+/// it has since cleared; None when there is nothing to carry (the other
+/// node's defaults, the same roles' and database's settings, agree).
+pub fn tenant_to_carry() -> Option<String> {
+    match CURRENT_TENANT
+        .0
+        .get()
+        .or_else(super::claims::tenant_from_claims)
+    {
+        Some(tenant) => Some(format_tenant(&tenant)),
+        None if super::scope::tenant_has_login_default() => Some(String::new()),
+        None => None,
+    }
+}
+
 /// The actor set for this session or transaction, if any.
 pub fn current_actor() -> Option<String> {
     with_current_actor(|actor| actor.map(|bytes| String::from_utf8_lossy(bytes).into_owned()))

@@ -12,9 +12,18 @@ pub const POLICY_NAME: &str = "tenancy_isolation";
 /// `current_tenant()` sits in a scalar subquery so the planner runs it once per
 /// query as an InitPlan instead of once per row; the comparison names the
 /// catalog's operator so the policy means the same under any search_path.
+/// In a Citus database the function is called directly: Citus copies policies
+/// to the shards but refuses any subquery in one (and PostgreSQL's second
+/// parse of it fails with XX000). Each shard's copy is evaluated on its
+/// worker, where the tenant arrives with the statement (`crate::citus`).
 pub fn policy_predicate(tenant_column: &str) -> String {
+    let current = if crate::common::citus::active().is_some() {
+        "tenancy.current_tenant()"
+    } else {
+        "(SELECT tenancy.current_tenant())"
+    };
     format!(
-        "{} OPERATOR(pg_catalog.=) (SELECT tenancy.current_tenant())",
+        "{} OPERATOR(pg_catalog.=) {current}",
         quote_identifier(tenant_column)
     )
 }

@@ -105,9 +105,15 @@ pub fn create_tenant(slug: &str, name: &str, plan: &str, id: Option<[u8; 16]>) -
 /// setting itself (the qualified owner switch leaves search_path alone; the
 /// query names every object and operator with its schema).
 pub fn tenant_status(tenant: &[u8; 16]) -> Option<String> {
+    // A Citus worker knows tenants from its copy of the coordinator's list.
+    let source = if crate::common::citus::on_worker() {
+        crate::common::citus::local_copy(c"cluster_tenants")
+    } else {
+        "tenancy.tenants".to_owned()
+    };
     as_extension_owner_qualified(|| {
         select_value::<String>(
-            "SELECT status FROM tenancy.tenants WHERE id OPERATOR(pg_catalog.=) $1",
+            &format!("SELECT status FROM {source} WHERE id OPERATOR(pg_catalog.=) $1"),
             &[pgrx::Uuid::from_bytes(*tenant).into()],
         )
     })

@@ -78,19 +78,9 @@ unsafe extern "C-unwind" fn on_transaction(
 /// # Safety
 /// Call at pre-commit of a top-level transaction (no nested GUC levels open).
 unsafe fn session_value_set_in_transaction(index: usize, setting: &CStr) -> bool {
-    thread_local! {
-        /// The two settings' GUC table entries, found once.
-        static ENTRIES: std::cell::Cell<[*mut pg_sys::config_string; 2]> =
-            const { std::cell::Cell::new([std::ptr::null_mut(); 2]) };
-    }
     // SAFETY: backend-local GUC internals; an entry, once found, never moves.
     unsafe {
-        let mut entries = ENTRIES.get();
-        if entries[index].is_null() {
-            entries[index] = find_string_setting(setting);
-            ENTRIES.set(entries);
-        }
-        let config = entries[index];
+        let config = entry(index, setting);
         if config.is_null() {
             return false;
         }
@@ -112,6 +102,37 @@ unsafe fn session_value_set_in_transaction(index: usize, setting: &CStr) -> bool
         };
         let value = text(surviving);
         !value.is_empty() && value != text((*config).reset_val)
+    }
+}
+
+/// The GUC table entry of the tenant (index 0) or actor (index 1) setting,
+/// found once per backend (null if missing).
+///
+/// # Safety
+/// Backend-local GUC internals, read inside a transaction.
+unsafe fn entry(index: usize, setting: &CStr) -> *mut pg_sys::config_string {
+    thread_local! {
+        static ENTRIES: std::cell::Cell<[*mut pg_sys::config_string; 2]> =
+            const { std::cell::Cell::new([std::ptr::null_mut(); 2]) };
+    }
+    let mut entries = ENTRIES.get();
+    if entries[index].is_null() {
+        // SAFETY: as this function's contract.
+        entries[index] = unsafe { find_string_setting(setting) };
+        ENTRIES.set(entries);
+    }
+    entries[index]
+}
+
+/// Whether the session starts with a tenant of its own: a role or database
+/// setting, or a startup option, gives `tenancy.tenant_id` a value that
+/// `RESET` returns to.
+pub fn tenant_has_login_default() -> bool {
+    // SAFETY: backend-local GUC internals; reset_val is NULL or a C string
+    // the GUC machinery owns.
+    unsafe {
+        let config = entry(0, TENANT_SETTING);
+        !config.is_null() && !(*config).reset_val.is_null() && *(*config).reset_val != 0
     }
 }
 

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The Citus suite (tests/citus): pg_tenancy on a coordinator and two workers,
+# started here on loopback and stopped on exit. pg_regress runs the golden
+# files against the coordinator; the files reach the workers themselves
+# (\getenv WORKER1_PORT) to try what a role connecting to a worker directly
+# could do. Skipped, with a line saying so, when Citus is not installed
+# (make setup builds it from CITUS_SOURCE; .ci/run always does). The Citus
+# pages of docs/ run there too (scripts/check-docs.sh --citus).
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+config() { "$here/scripts/config.sh" "$@"; }
+
+major=$(config postgres default)
+pg_config=$(config pg_config "$major")
+bindir=$("$pg_config" --bindir)
+pgxs_dir=$(dirname "$("$pg_config" --pgxs)")/../..
+host=$(config test host)
+user=$(config test user)
+
+if [ ! -f "$("$pg_config" --pkglibdir)/citus.so" ]; then
+    echo "citus: Citus is not installed for $major: suite skipped (CITUS_SOURCE=... make setup builds it)"
+    exit 0
+fi
+
+read -r coordinator worker1 worker2 < <("$here/scripts/citus-cluster.sh" start citus tenancy_citus,docs_citus)
+trap '"$here/scripts/citus-cluster.sh" stop citus' EXIT
+echo "citus: coordinator $host:$coordinator, workers $host:$worker1 and $host:$worker2"
+
+out="$here/target/citus"
+rm -rf "$out"; mkdir -p "$out"
+status=0
+WORKER1_PORT=$worker1 WORKER2_PORT=$worker2 \
+"$pgxs_dir/src/test/regress/pg_regress" \
+    --bindir="$bindir" --host="$host" --port="$coordinator" --user="$user" \
+    --inputdir="$here/tests/citus" --outputdir="$out" \
+    --use-existing --dbname=tenancy_citus \
+    --schedule="$here/tests/citus/schedule" \
+    || { status=1; [ -f "$out/regression.diffs" ] && cat "$out/regression.diffs"; }
+# The Citus pages of docs/ run as written, on the coordinator.
+PGHOST=$host PGPORT=$coordinator PGUSER=$user "$here/scripts/check-docs.sh" --citus docs_citus || status=1
+exit $status

@@ -1,0 +1,326 @@
+-- pg_tenancy 0.2.0 -> 0.3.0
+--
+-- Run by ALTER EXTENSION pg_tenancy UPDATE. This file ships with the extension and,
+-- once 0.3.0 is released, never changes (scripts/check-releases.sh). The upgrade
+-- suite (scripts/test-upgrade.sh) proves that 0.2.0 updated with it matches a
+-- fresh 0.3.0 install object by object and keeps every row of data.
+--
+-- 0.3.0 (docs/upgrading.md): Citus. The tenants' status, the role bindings and
+-- the masking key get cluster copies that a Citus coordinator makes reference
+-- tables (sql/cluster_catalog.sql); verify_isolation() accepts the policy form
+-- Citus tables get.
+\echo Use "ALTER EXTENSION pg_tenancy UPDATE" to load this file. \quit
+
+-- New C function of the 0.3.0 library.
+CREATE FUNCTION tenancy."_cluster_copy_changed"()
+	RETURNS TRIGGER
+	LANGUAGE c
+	AS 'MODULE_PATHNAME', '_cluster_copy_changed_wrapper';
+
+-- sql/cluster_catalog.sql, as a fresh install runs it.
+-- What every node of a Citus cluster must know: each tenant's status and
+-- which roles are bound to which tenants (to check tenancy.tenant_id as
+-- strictly as the coordinator does), and the masking key (pseudonymize runs
+-- on the worker holding the rows). On a Citus coordinator pg_tenancy makes
+-- these tables reference tables, copied to every node (docs/citus.md); on a
+-- single node nobody reads them. Triggers keep them equal to tenancy.tenants,
+-- tenancy.role_bindings and tenancy.masking_key, which stay the authority.
+-- Not dumped: a restore rebuilds them through those triggers.
+
+CREATE TABLE tenancy.cluster_tenants (
+    id     uuid PRIMARY KEY,
+    status text NOT NULL
+);
+COMMENT ON TABLE tenancy.cluster_tenants IS
+    'Each tenant''s id and status, for the nodes of a Citus cluster (a reference table there); kept equal to tenancy.tenants by a trigger.';
+COMMENT ON COLUMN tenancy.cluster_tenants.id IS 'The tenant''s id (tenancy.tenants.id).';
+COMMENT ON COLUMN tenancy.cluster_tenants.status IS 'active or suspended (tenancy.tenants.status).';
+
+-- Roles by name: role OIDs differ from node to node, names do not (Citus
+-- creates and renames roles on every node).
+CREATE TABLE tenancy.cluster_role_bindings (
+    role_name text PRIMARY KEY,
+    tenants   uuid[] NOT NULL
+);
+COMMENT ON TABLE tenancy.cluster_role_bindings IS
+    'tenancy.role_bindings with roles by name, for the nodes of a Citus cluster (a reference table there); rebuilt by a trigger.';
+COMMENT ON COLUMN tenancy.cluster_role_bindings.role_name IS 'The bound role''s name.';
+COMMENT ON COLUMN tenancy.cluster_role_bindings.tenants IS 'The tenants it may select.';
+
+CREATE FUNCTION tenancy._copy_tenant_to_cluster() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER  -- whoever may change tenancy.tenants keeps the copy equal to it
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+        DELETE FROM tenancy.cluster_tenants;
+        RETURN NULL;
+    END IF;
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        DELETE FROM tenancy.cluster_tenants WHERE id OPERATOR(pg_catalog.=) OLD.id;
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        INSERT INTO tenancy.cluster_tenants (id, status) VALUES (NEW.id, NEW.status);
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION tenancy._copy_tenant_to_cluster() IS
+    'Internal: keeps tenancy.cluster_tenants equal to tenancy.tenants.';
+REVOKE EXECUTE ON FUNCTION tenancy._copy_tenant_to_cluster() FROM PUBLIC;
+CREATE TRIGGER copy_to_cluster AFTER INSERT OR DELETE OR UPDATE OF id, status ON tenancy.tenants
+    FOR EACH ROW EXECUTE FUNCTION tenancy._copy_tenant_to_cluster();
+CREATE TRIGGER copy_truncate_to_cluster AFTER TRUNCATE ON tenancy.tenants
+    FOR EACH STATEMENT EXECUTE FUNCTION tenancy._copy_tenant_to_cluster();
+COMMENT ON TRIGGER copy_to_cluster ON tenancy.tenants IS
+    'Keeps tenancy.cluster_tenants (what Citus workers check tenants against) equal to this table.';
+COMMENT ON TRIGGER copy_truncate_to_cluster ON tenancy.tenants IS
+    'Empties tenancy.cluster_tenants with this table.';
+
+CREATE FUNCTION tenancy._copy_role_bindings_to_cluster() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    DELETE FROM tenancy.cluster_role_bindings;
+    INSERT INTO tenancy.cluster_role_bindings (role_name, tenants)
+    SELECT r.rolname, b.tenants
+      FROM tenancy.role_bindings b
+      JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) b.role::pg_catalog.oid;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION tenancy._copy_role_bindings_to_cluster() IS
+    'Internal: rebuilds tenancy.cluster_role_bindings from tenancy.role_bindings.';
+REVOKE EXECUTE ON FUNCTION tenancy._copy_role_bindings_to_cluster() FROM PUBLIC;
+CREATE TRIGGER copy_to_cluster AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenancy.role_bindings
+    FOR EACH STATEMENT EXECUTE FUNCTION tenancy._copy_role_bindings_to_cluster();
+COMMENT ON TRIGGER copy_to_cluster ON tenancy.role_bindings IS
+    'Rebuilds tenancy.cluster_role_bindings (what Citus workers check bound roles against) from this table.';
+
+CREATE TABLE tenancy.cluster_masking_key (
+    id  integer PRIMARY KEY CHECK (id = 1),
+    key bytea NOT NULL
+);
+REVOKE ALL ON tenancy.cluster_masking_key FROM PUBLIC;
+COMMENT ON TABLE tenancy.cluster_masking_key IS
+    'tenancy.masking_key, for the nodes of a Citus cluster (a reference table there); kept equal to it by a trigger. Readable by superusers only.';
+COMMENT ON COLUMN tenancy.cluster_masking_key.id IS 'Always 1: there is one key.';
+COMMENT ON COLUMN tenancy.cluster_masking_key.key IS 'The key (tenancy.masking_key.key).';
+
+CREATE FUNCTION tenancy._copy_masking_key_to_cluster() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    DELETE FROM tenancy.cluster_masking_key;
+    INSERT INTO tenancy.cluster_masking_key (id, key) SELECT id, key FROM tenancy.masking_key;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION tenancy._copy_masking_key_to_cluster() IS
+    'Internal: keeps tenancy.cluster_masking_key equal to tenancy.masking_key.';
+REVOKE EXECUTE ON FUNCTION tenancy._copy_masking_key_to_cluster() FROM PUBLIC;
+CREATE TRIGGER copy_to_cluster AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenancy.masking_key
+    FOR EACH STATEMENT EXECUTE FUNCTION tenancy._copy_masking_key_to_cluster();
+COMMENT ON TRIGGER copy_to_cluster ON tenancy.masking_key IS
+    'Keeps tenancy.cluster_masking_key (the key Citus workers pseudonymize with) equal to this table.';
+CREATE TRIGGER cached_copy_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenancy.cluster_masking_key
+    FOR EACH STATEMENT EXECUTE FUNCTION tenancy._masking_key_changed();
+COMMENT ON TRIGGER cached_copy_changed ON tenancy.cluster_masking_key IS
+    'Makes every backend of this node read the masking key again.';
+
+-- Every node forgets what it cached of tenants and bindings when its copy
+-- changes (on a Citus worker the copy is all it has).
+CREATE TRIGGER cached_copy_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenancy.cluster_tenants
+    FOR EACH STATEMENT EXECUTE FUNCTION tenancy._cluster_copy_changed();
+CREATE TRIGGER cached_copy_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenancy.cluster_role_bindings
+    FOR EACH STATEMENT EXECUTE FUNCTION tenancy._cluster_copy_changed();
+COMMENT ON TRIGGER cached_copy_changed ON tenancy.cluster_tenants IS
+    'Makes every backend of this node reload the tenants and bindings it cached.';
+COMMENT ON TRIGGER cached_copy_changed ON tenancy.cluster_role_bindings IS
+    'Makes every backend of this node reload the bindings it cached.';
+
+-- The copies start equal to what is there already (an update from 0.2.0).
+INSERT INTO tenancy.cluster_masking_key (id, key) SELECT id, key FROM tenancy.masking_key;
+INSERT INTO tenancy.cluster_tenants (id, status) SELECT id, status FROM tenancy.tenants;
+INSERT INTO tenancy.cluster_role_bindings (role_name, tenants)
+SELECT r.rolname, b.tenants
+  FROM tenancy.role_bindings b
+  JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) b.role::pg_catalog.oid;
+COMMENT ON FUNCTION tenancy._cluster_copy_changed() IS
+    'Internal: the trigger that makes a node reload the tenants and bindings it cached when its cluster copy changes.';
+REVOKE EXECUTE ON FUNCTION tenancy._cluster_copy_changed() FROM PUBLIC;
+
+-- verify_isolation() accepts the policy without a subquery (Citus databases).
+CREATE OR REPLACE FUNCTION tenancy.verify_isolation()
+RETURNS TABLE(check_name text, object text, detail text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+WITH RECURSIVE
+isolated AS (
+    SELECT t.tbl::oid AS root, t.tenant_column
+      FROM tenancy.tenant_tables t
+     WHERE t.isolated AND EXISTS (SELECT FROM pg_class c WHERE c.oid = t.tbl::oid)
+),
+-- Every relation of an isolated table's tree: itself and its partitions at any
+-- depth (pg_partition_tree lists nothing for a plain table, hence the UNION).
+tree AS (
+    SELECT i.root, i.root AS relid, 0 AS level, i.tenant_column FROM isolated i
+    UNION
+    SELECT i.root, p.relid::oid, p.level, i.tenant_column
+      FROM isolated i, pg_partition_tree(i.root::regclass) p
+),
+-- The expected policy's expression, as PostgreSQL prints it for each table.
+ours AS (
+    SELECT t.relid, t.level, t.tenant_column, c.relrowsecurity, c.relforcerowsecurity, c.relowner, c.relacl,
+           p.polcmd, p.polpermissive, p.polroles,
+           pg_get_expr(p.polqual, p.polrelid) AS qual, pg_get_expr(p.polwithcheck, p.polrelid) AS withcheck
+      FROM tree t
+      JOIN pg_class c ON c.oid = t.relid
+      LEFT JOIN pg_policy p ON p.polrelid = t.relid AND p.polname = 'tenancy_isolation'
+),
+-- Views and materialized views reading an isolated table, directly or
+-- through views that run with their reader's rights (security_invoker).
+readers(view, base) AS (
+    SELECT DISTINCT r.ev_class, t.relid
+      FROM tree t
+      JOIN pg_depend d ON d.refclassid = 'pg_class'::regclass AND d.refobjid = t.relid AND d.classid = 'pg_rewrite'::regclass
+      JOIN pg_rewrite r ON r.oid = d.objid AND r.ev_class <> t.relid
+    UNION
+    SELECT r.ev_class, x.base
+      FROM readers x
+      JOIN pg_class v ON v.oid = x.view AND v.relkind = 'v'
+                     AND EXISTS (SELECT FROM unnest(v.reloptions) o WHERE o ~* '^security_invoker=(true|on|yes|1)$')
+      JOIN pg_depend d ON d.refclassid = 'pg_class'::regclass AND d.refobjid = x.view AND d.classid = 'pg_rewrite'::regclass
+      JOIN pg_rewrite r ON r.oid = d.objid AND r.ev_class <> x.view
+),
+bypassers AS (
+    SELECT oid AS role FROM pg_roles WHERE rolsuper OR rolbypassrls
+),
+extension_objects AS (
+    SELECT d.objid FROM pg_depend d
+     WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+),
+findings(check_name, object, detail) AS (
+    -- The isolated table itself, and each partition (a partition queried by
+    -- name is governed by its own row-level security, not its parent's).
+    SELECT CASE WHEN o.level = 0 THEN 'isolation_incomplete' ELSE 'partition_not_isolated' END,
+           o.relid::regclass::text,
+           concat_ws('; ',
+               CASE WHEN NOT o.relrowsecurity THEN 'row-level security is disabled' END,
+               CASE WHEN NOT o.relforcerowsecurity THEN 'row-level security is not forced, so the owner bypasses it' END,
+               CASE WHEN o.polcmd IS NULL THEN 'policy tenancy_isolation is missing' END)
+      FROM ours o
+     WHERE NOT o.relrowsecurity OR NOT o.relforcerowsecurity OR o.polcmd IS NULL
+    UNION ALL
+    -- Our policy, changed: for some commands or roles only, restrictive, or
+    -- comparing something else than the tenant column with current_tenant().
+    SELECT 'policy_changed', o.relid::regclass::text,
+           format('policy tenancy_isolation is %s FOR %s TO %s USING (%s) WITH CHECK (%s); expected permissive, for all commands, to PUBLIC, comparing %I with tenancy.current_tenant() both ways',
+                  CASE WHEN o.polpermissive THEN 'permissive' ELSE 'restrictive' END,
+                  CASE o.polcmd WHEN '*' THEN 'ALL' WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE' ELSE 'DELETE' END,
+                  (SELECT string_agg(CASE WHEN r = 0 THEN 'PUBLIC' ELSE r::regrole::text END, ', ') FROM unnest(o.polroles) r),
+                  o.qual, o.withcheck, o.tenant_column)
+      FROM ours o
+     WHERE o.polcmd IS NOT NULL
+       AND (o.polcmd <> '*' OR NOT o.polpermissive OR o.polroles <> '{0}'::oid[]
+            OR o.qual IS DISTINCT FROM o.withcheck
+            OR o.qual IS DISTINCT FROM format('(%s = ( SELECT tenancy.current_tenant() AS current_tenant))', quote_ident(o.tenant_column))
+               -- the form a Citus database gets (no subquery in a distributed table's policy)
+               AND o.qual IS DISTINCT FROM format('(%s = tenancy.current_tenant())', quote_ident(o.tenant_column)))
+    UNION ALL
+    -- Other permissive policies are OR-ed with ours: each widens what a tenant sees.
+    SELECT 'extra_permissive_policy', o.relid::regclass::text,
+           format('permissive policy %I also grants %s to %s: permissive policies are OR-ed, so it widens what each tenant sees (create it AS RESTRICTIVE)',
+                  p.polname,
+                  CASE p.polcmd WHEN '*' THEN 'every command' WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE' ELSE 'DELETE' END,
+                  (SELECT string_agg(CASE WHEN r = 0 THEN 'PUBLIC' ELSE r::regrole::text END, ', ') FROM unnest(p.polroles) r))
+      FROM ours o
+      JOIN pg_policy p ON p.polrelid = o.relid AND p.polpermissive AND p.polname <> 'tenancy_isolation'
+    UNION ALL
+    -- A view runs with its owner's rights unless it is security_invoker, and a
+    -- materialized view holds whatever its owner saw when it was refreshed.
+    -- Masked views (tenancy.create_masked_view) filter on the tenant themselves.
+    (SELECT DISTINCT ON (v.oid)
+           CASE WHEN v.relkind = 'm' THEN 'materialized_view_over_isolated_table' ELSE 'view_runs_as_owner' END,
+           v.oid::regclass::text,
+           format('%s %s with the rights of its owner %s%s',
+                  CASE WHEN v.relkind = 'm' THEN 'stores rows of' ELSE 'reads' END,
+                  x.base::regclass, v.relowner::regrole,
+                  CASE WHEN v.relowner IN (SELECT role FROM bypassers) THEN ', who bypasses row-level security: every tenant''s rows'
+                       WHEN v.relkind = 'm' THEN ': the rows of whichever tenant was set at refresh, for every reader'
+                       ELSE ' (ALTER VIEW ... SET (security_invoker = true) makes it use its reader''s)' END)
+      FROM readers x
+      JOIN pg_class v ON v.oid = x.view AND v.relkind IN ('v', 'm')
+     WHERE (v.relkind = 'm' OR NOT EXISTS (SELECT FROM unnest(v.reloptions) o WHERE o ~* '^security_invoker=(true|on|yes|1)$'))
+       AND NOT EXISTS (SELECT FROM tenancy.masked_views m WHERE m.view::oid = v.oid)
+     ORDER BY v.oid, x.base::regclass::text)
+    UNION ALL
+    -- A SECURITY DEFINER function runs with its owner's rights: an owner who
+    -- bypasses row-level security reads every tenant's rows through it.
+    (SELECT DISTINCT ON (p.oid) 'definer_function_reads_isolated_table', p.oid::regprocedure::text,
+           format('SECURITY DEFINER function owned by %s%s names isolated table %s',
+                  p.proowner::regrole,
+                  CASE WHEN p.proowner IN (SELECT role FROM bypassers) THEN ' (who bypasses row-level security)' ELSE '' END,
+                  c.oid::regclass)
+      FROM pg_proc p
+      JOIN isolated i ON true
+      JOIN pg_class c ON c.oid = i.root
+     WHERE p.prosecdef
+       AND p.pronamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
+       AND p.oid NOT IN (SELECT objid FROM extension_objects)
+       AND (p.prosrc ~* ('\m' || regexp_replace(c.relname, '([.^$*+?()\[\]{}|\\])', '\\\1', 'g') || '\M')
+            OR EXISTS (SELECT FROM pg_depend d
+                        WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+                          AND d.refclassid = 'pg_class'::regclass AND d.refobjid = c.oid))
+     ORDER BY p.oid, c.oid::regclass::text)
+    UNION ALL
+    -- Every query of an isolated table filters on its tenant column, and
+    -- retention, purge and statistics group by it: without an index starting
+    -- with it, each one reads the whole table.
+    SELECT 'tenant_column_not_indexed', t.tbl::text,
+           format('no index starts with tenant column %I', t.tenant_column)
+      FROM tenancy.tenant_tables t
+      JOIN pg_attribute a ON a.attrelid = t.tbl::oid AND a.attname = t.tenant_column AND NOT a.attisdropped
+     WHERE NOT EXISTS (SELECT FROM pg_index x WHERE x.indrelid = t.tbl::oid AND x.indkey[0] = a.attnum)
+    UNION ALL
+    -- TRUNCATE ignores row-level security: one tenant's session would empty
+    -- every tenant's rows.
+    SELECT 'truncate_granted', o.relid::regclass::text,
+           format('TRUNCATE is granted to %s; it ignores row-level security and empties every tenant''s rows',
+                  CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE g.grantee::regrole::text END)
+      FROM ours o, aclexplode(o.relacl) g
+     WHERE g.privilege_type = 'TRUNCATE' AND g.grantee <> o.relowner
+    UNION ALL
+    SELECT 'role_bypasses_rls', quote_ident(r.rolname),
+           'role has BYPASSRLS: no isolation policy applies to it'
+      FROM pg_roles r
+     WHERE r.rolbypassrls AND NOT r.rolsuper
+    UNION ALL
+    -- The owner of an isolated table can turn row-level security off or drop
+    -- the policy: an application that logs in as the owner is one statement
+    -- away from every tenant's rows. Own tables with a role that cannot log in.
+    (SELECT DISTINCT ON (o.relid) 'app_role_owns_isolated_table', o.relid::regclass::text,
+           format('owned by %s, which %s: an owner can disable row-level security or drop the policy',
+                  o.relowner::regrole,
+                  concat_ws(' and ',
+                      CASE WHEN r.rolcanlogin THEN 'can log in' END,
+                      CASE WHEN EXISTS (SELECT FROM tenancy.role_bindings b WHERE b.role::oid = r.oid) THEN 'is bound to tenants' END))
+      FROM ours o
+      JOIN pg_roles r ON r.oid = o.relowner
+     WHERE o.level = 0 AND NOT r.rolsuper
+       AND (r.rolcanlogin OR EXISTS (SELECT FROM tenancy.role_bindings b WHERE b.role::oid = r.oid))
+     ORDER BY o.relid)
+    UNION ALL
+    SELECT 'binding_of_dropped_role', b.role::oid::text,
+           'tenancy.role_bindings names a role that no longer exists (a new role could get its OID)'
+      FROM tenancy.role_bindings b
+     WHERE NOT EXISTS (SELECT FROM pg_roles r WHERE r.oid = b.role::oid)
+)
+SELECT f.check_name, f.object, f.detail FROM findings f ORDER BY f.check_name, f.object
+$$;

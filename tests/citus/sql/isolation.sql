@@ -1,0 +1,115 @@
+-- Row isolation on distributed, co-located and reference tables: after
+-- set_tenant on the coordinator, every kind of statement sees and touches
+-- only that tenant's rows, on every worker.
+SET client_min_messages = warning;
+\set acme '00000000-0000-4000-8000-00000000000a'
+\set globex '00000000-0000-4000-8000-00000000000b'
+SET ROLE app;
+
+-- No tenant: nothing.
+SELECT (SELECT count(*) FROM orders) AS orders, (SELECT count(*) FROM order_items) AS items,
+       (SELECT count(*) FROM products) AS products, (SELECT count(*) FROM currencies) AS shared;
+
+SELECT tenancy.set_tenant(:'acme');
+-- A router query (one shard), a multi-shard query, aggregates.
+SELECT id, amount FROM orders WHERE tenant_id = :'acme' AND id = 7;
+SELECT count(*), sum(amount), count(DISTINCT tenant_id) AS tenants FROM orders;
+SELECT tenant_id = :'acme' AS own, count(*) FROM orders GROUP BY 1;
+-- Joins with a co-located table and with reference tables.
+SELECT count(*) AS lines, count(DISTINCT o.tenant_id) AS tenants
+  FROM orders o JOIN order_items i ON i.tenant_id = o.tenant_id AND i.order_id = o.id;
+SELECT count(*) AS products, count(DISTINCT p.tenant_id) AS tenants
+  FROM orders o JOIN products p ON p.tenant_id = o.tenant_id WHERE o.id <= 2;
+SELECT count(*) AS priced FROM orders o CROSS JOIN currencies c WHERE o.id = 1;
+-- A query naming another tenant finds nothing.
+SELECT count(*) AS globex_rows FROM orders WHERE tenant_id = :'globex';
+
+-- Writes: into its own tenant, and refused for another (42501).
+INSERT INTO orders VALUES (:'acme', 1001, 1);
+SELECT citus_test.sqlstate(format('INSERT INTO orders VALUES (%L, 1001, 1)', :'globex')) AS other_tenant_insert;
+SELECT citus_test.sqlstate(format('INSERT INTO products VALUES (%L, %L, %L)', :'globex', 'x', 'x')) AS other_tenant_reference;
+SELECT citus_test.sqlstate(format('UPDATE orders SET tenant_id = %L WHERE id = 1001', :'globex')) AS move_away;
+-- INSERT ... SELECT and UPDATE/DELETE over every shard touch own rows only.
+INSERT INTO order_items SELECT tenant_id, id, 9, 0 FROM orders WHERE id <= 10;
+SELECT count(*) AS new_lines FROM order_items WHERE line = 9;
+UPDATE orders SET amount = amount + 1 WHERE amount >= 0;
+DELETE FROM order_items WHERE line = 9;
+-- COPY out shows its own rows only; COPY in is refused under row-level
+-- security, by PostgreSQL itself, as on one node (0A000: use INSERT).
+COPY (SELECT count(*), count(DISTINCT tenant_id) FROM orders) TO STDOUT;
+COPY orders TO STDOUT WITH (FORMAT csv) \g /dev/null
+SELECT count(*) AS rows_copied_out FROM orders;
+\set VERBOSITY sqlstate
+COPY orders FROM STDIN;
+00000000-0000-4000-8000-00000000000a	2001	5
+\.
+\set VERBOSITY default
+RESET ROLE;
+SELECT tenant_id = :'acme' AS acme, count(*), sum(amount) FROM orders GROUP BY 1 ORDER BY 1;
+SET ROLE app;
+
+-- A transaction's own tenant, then the session's again.
+BEGIN;
+SELECT tenancy.set_tenant(:'globex', is_local => true);
+SELECT count(*) AS globex_orders, count(DISTINCT tenant_id) AS tenants FROM orders;
+COMMIT;
+SELECT count(*) AS acme_again FROM orders;
+-- SET LOCAL of the setting itself works the same way.
+BEGIN;
+SET LOCAL tenancy.tenant_id = :'globex';
+SELECT count(*) AS globex_by_set_local FROM orders;
+COMMIT;
+-- Without a session tenant, a transaction's tenant is gone from the workers
+-- in the next transaction on the same connections.
+SELECT tenancy.clear_tenant();
+BEGIN;
+SELECT tenancy.set_tenant(:'globex', is_local => true);
+SELECT count(*) AS globex_in_transaction FROM orders;
+COMMIT;
+SELECT count(*) AS after_commit FROM orders;
+BEGIN;
+SELECT tenancy.set_tenant(:'globex', is_local => true);
+SELECT count(*) FROM orders;
+ROLLBACK;
+SELECT count(*) AS after_rollback FROM orders;
+-- A savepoint rolled back takes its tenant back on the workers too.
+SELECT tenancy.set_tenant(:'acme');
+BEGIN;
+SAVEPOINT s;
+SELECT tenancy.set_tenant(:'globex', is_local => true);
+SELECT count(*) AS globex_in_savepoint FROM orders;
+ROLLBACK TO SAVEPOINT s;
+SELECT count(*) AS acme_after_savepoint FROM orders;
+COMMIT;
+-- Prepared statements and PL/pgSQL keep no other tenant's plan.
+PREPARE total AS SELECT count(*), min(tenant_id::text) FROM orders;
+EXECUTE total;
+SELECT tenancy.set_tenant(:'globex');
+EXECUTE total;
+DEALLOCATE total;
+RESET ROLE;
+
+-- The owner is subject to the policy too (FORCE); a superuser is not.
+SELECT tenancy.clear_tenant();
+SELECT count(*) AS superuser_sees_all FROM orders;
+
+-- A role connecting to a worker directly gets no more than set_tenant would
+-- give it on one node: on the worker holding acme's shard, through the
+-- distributed table or the shard itself.
+SELECT s.shard_name AS acme_shard, s.nodeport AS acme_port FROM citus_shards s
+ WHERE s.shardid = get_shard_id_for_distribution_column('orders', :'acme') \gset
+SELECT count(*) AS acme_rows_in_shard FROM orders WHERE tenant_id = :'acme';
+\set acme_worker_app 'host=127.0.0.1 port=' :acme_port ' user=app dbname=tenancy_citus'
+\set acme_worker_admin 'host=127.0.0.1 port=' :acme_port ' user=postgres dbname=tenancy_citus'
+\c :acme_worker_app
+SET client_min_messages = warning;
+SELECT count(*) AS no_tenant_on_worker FROM orders;
+SELECT count(*) AS no_tenant_in_shard FROM :acme_shard;
+SELECT citus_test.sqlstate($$SET tenancy.tenant_id = '00000000-0000-4000-8000-0000000000ff'$$) AS unknown_tenant;
+SET tenancy.tenant_id = :'acme';
+SELECT count(*) AS acme_from_worker, count(DISTINCT tenant_id) AS tenants FROM orders;
+SELECT count(*) AS acme_in_shard, count(DISTINCT tenant_id) AS tenants FROM :acme_shard;
+SELECT citus_test.sqlstate(format('INSERT INTO orders VALUES (%L, 4001, 1)', :'globex')) AS other_tenant_from_worker;
+SELECT citus_test.sqlstate(format('INSERT INTO %s VALUES (%L, 4001, 1)', :'acme_shard', :'globex')) AS other_tenant_into_shard;
+\c :acme_worker_admin
+SELECT count(*) AS superuser_in_shard FROM :acme_shard WHERE tenant_id = :'acme';
