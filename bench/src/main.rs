@@ -5,6 +5,7 @@
 //! Usage: pg_tenancy_bench "host=... port=... user=..." [scenario ...]
 
 mod audit;
+mod citus;
 mod health;
 mod masking;
 mod partitions;
@@ -51,6 +52,10 @@ const SCENARIOS: &[Scenario] = &[
         name: "retention",
         run: retention::retention,
     },
+    Scenario {
+        name: "citus",
+        run: citus::citus,
+    },
 ];
 
 /// Where the scenarios connect.
@@ -61,6 +66,15 @@ pub struct Bench {
 }
 
 impl Bench {
+    /// The Citus cluster scripts/bench.sh started (PGTENANCY_CITUS_DSN: its
+    /// coordinator, whose database bench_citus is on every node), if any.
+    pub fn citus(&self) -> Option<Bench> {
+        std::env::var("PGTENANCY_CITUS_DSN").ok().map(|dsn| Bench {
+            dsn,
+            bindir: self.bindir.clone(),
+        })
+    }
+
     /// A connection to database `database`.
     pub fn connect(&self, database: &str) -> Client {
         Client::connect(&format!("{} dbname={database}", self.dsn), NoTls)

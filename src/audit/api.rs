@@ -53,6 +53,13 @@ fn enable_audit(
             "pg_tenancy's own tables cannot be audited",
         ));
     }
+    // Audit rows are written where the change happens; on Citus that is a
+    // worker, whose copy of the log nothing gathers yet.
+    crate::common::citus::refuse_citus_table(
+        table.oid,
+        &table.qualified_name(),
+        "tenancy.enable_audit()",
+    )?;
     require_record_key(&table)?;
     let mut excluded: Vec<String> = Vec::new();
     for column in exclude_columns {

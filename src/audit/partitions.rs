@@ -52,11 +52,12 @@ pub fn children_retired(event: &ChildrenRetired) {
 /// are not cloned to partitions (the parent's row guard is), see audit::guard.
 fn give_log_partition_extras(child: &str) {
     as_extension_owner(|| {
-        Spi::run(&format!(
-            "CREATE INDEX ON {child} USING brin (txid, logged_at);
-             CREATE TRIGGER tenancy_no_changes BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {child}
-                 FOR EACH STATEMENT EXECUTE FUNCTION tenancy._guard_audit_tables()"
-        ))
-    })
-    .expect("giving an audit log partition its index and guard failed");
+        crate::common::sql::run_each(&[
+            format!("CREATE INDEX ON {child} USING brin (txid, logged_at)"),
+            format!(
+                "CREATE TRIGGER tenancy_no_changes BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {child}
+                     FOR EACH STATEMENT EXECUTE FUNCTION tenancy._guard_audit_tables()"
+            ),
+        ])
+    });
 }

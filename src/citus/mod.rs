@@ -2,12 +2,14 @@
 //! on distributed, co-located and reference tables.
 //!
 //! - `context`: the session's tenant reaches every worker a statement touches.
+//! - `prune`: a tenant's queries go to the one shard that holds its rows.
 //!
 //! What capabilities need of Citus themselves (is this a worker, where is my
 //! copy of a replicated catalog, making the catalogs workers read reference
 //! tables) is in `common::citus`, below them.
 
 mod context;
+mod prune;
 
 pgrx::extension_sql_file!(
     "../../sql/cluster_catalog.sql",
@@ -26,4 +28,5 @@ pgrx::extension_sql_file!(
 pub fn init() {
     crate::common::citus::init();
     context::init();
+    prune::init();
 }

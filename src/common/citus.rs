@@ -136,6 +136,30 @@ pub fn active() -> Option<Citus> {
     citus().filter(|c| c.in_this_database())
 }
 
+/// How Citus holds `relid`: `h` distributed by hash, `n` a reference (or
+/// Citus local) table, `s` single-shard, None when it is not a Citus table
+/// (or Citus is not used here).
+pub fn table_kind(relid: pg_sys::Oid) -> Option<char> {
+    active()?;
+    crate::common::sql::select_value::<String>(
+        "SELECT partmethod::pg_catalog.text FROM pg_catalog.pg_dist_partition
+          WHERE logicalrelid OPERATOR(pg_catalog.=) $1",
+        &[relid.into()],
+    )
+    .and_then(|kind| kind.chars().next())
+}
+
+/// 0A000 when `relid` is a Citus table and `what` does not support those.
+pub fn refuse_citus_table(relid: pg_sys::Oid, name: &str, what: &str) -> Result<()> {
+    if table_kind(relid).is_some() {
+        return Err(error::feature_not_supported(format!(
+            "{what} does not support Citus tables yet ({name} is one)"
+        ))
+        .set_hint("See docs/citus.md for what works on a Citus cluster."));
+    }
+    Ok(())
+}
+
 /// Whether this node is a Citus worker: its copies of the catalogs the
 /// coordinator writes (tenants, role bindings) are not the authority here.
 pub fn on_worker() -> bool {

@@ -66,6 +66,16 @@ pub fn literal(text: &str) -> String {
     out
 }
 
+/// Runs each statement on its own, in order. Never several in one text: Citus
+/// forwards a utility statement's query text to the workers, and a text
+/// holding several statements fails there (42601).
+pub fn run_each<S: AsRef<str>>(statements: &[S]) {
+    for statement in statements {
+        let statement = statement.as_ref();
+        Spi::run(statement).unwrap_or_else(|e| panic!("{statement}: {e}"));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -112,8 +112,7 @@ pub fn create_for_partition(statements: &[String]) {
     if statements.is_empty() {
         return;
     }
-    as_extension_owner(|| Spi::run(&statements.join(";\n")))
-        .unwrap_or_else(|e| panic!("creating triggers on a new partition: {e}"));
+    as_extension_owner(|| crate::common::sql::run_each(statements));
 }
 
 /// Drops the triggers named `prefix...` from the table and every partition;

@@ -209,7 +209,10 @@ fn sample(table: &Relation, column: &str) -> Option<Vec<String>> {
 /// and, for an isolated table, its isolation predicate as the view's own
 /// filter (a view runs with its owner's rights, and an owner who is a
 /// superuser would otherwise bypass row-level security).
-fn view_definition(table: &Relation) -> String {
+///
+/// On a Citus table the predicate calls `current_tenant()` directly: the
+/// query runs on the shards, each with the tenant the statement brought.
+fn view_definition(table: &Relation, on_citus: bool) -> String {
     let rules = rules_of(table);
     let select: Vec<String> = columns(table)
         .iter()
@@ -230,8 +233,13 @@ fn view_definition(table: &Relation) -> String {
     );
     if let Some(registration) = crate::tenant::registry::registration(table) {
         if registration.isolated {
+            let current = if on_citus {
+                "tenancy.current_tenant()"
+            } else {
+                "(SELECT tenancy.current_tenant())"
+            };
             sql.push_str(&format!(
-                " WHERE {} OPERATOR(pg_catalog.=) (SELECT tenancy.current_tenant())",
+                " WHERE {} OPERATOR(pg_catalog.=) {current}",
                 quote_identifier(&registration.tenant_column)
             ));
         }
@@ -293,19 +301,40 @@ fn create_masked_view(
     .expect("schema lookup failed")
     .unwrap_or(false);
     if !schema_exists {
-        Spi::run(&format!(
-            "CREATE SCHEMA {schema}; COMMENT ON SCHEMA {schema} IS {}",
-            literal("Masked views made by tenancy.create_masked_view: what masked roles read.")
-        ))
-        .expect("creating the view schema failed");
+        crate::common::sql::run_each(&[
+            format!("CREATE SCHEMA {schema}"),
+            format!(
+                "COMMENT ON SCHEMA {schema} IS {}",
+                literal("Masked views made by tenancy.create_masked_view: what masked roles read.")
+            ),
+        ]);
     }
-    let body = view_definition(&table);
-    let create = format!("CREATE OR REPLACE VIEW {view} WITH (security_barrier) AS {body}");
+    let on_citus = crate::common::citus::table_kind(table.oid).is_some();
+    let body = view_definition(&table, on_citus);
+    let mut create = vec![format!(
+        "CREATE OR REPLACE VIEW {view} WITH (security_barrier) AS {}",
+        if on_citus {
+            format!("SELECT * FROM {view}()")
+        } else {
+            body.clone()
+        }
+    )];
+    if on_citus {
+        create.insert(0, masked_rows_function(&table, &view, &body));
+        create.insert(
+            1,
+            format!("REVOKE EXECUTE ON FUNCTION {view}() FROM PUBLIC"),
+        );
+    }
     // A column dropped or retyped since the last time cannot be replaced in
     // place: then the view is created afresh (its grants are re-applied below).
-    if subxact::attempt(|| Spi::run(&create).expect("replacing the masked view failed")).is_err() {
+    if subxact::attempt(|| crate::common::sql::run_each(&create)).is_err() {
         Spi::run(&format!("DROP VIEW {view}")).expect("dropping the old masked view failed");
-        Spi::run(&create).expect("creating the masked view failed");
+        if on_citus {
+            Spi::run(&format!("DROP FUNCTION IF EXISTS {view}()"))
+                .expect("dropping the old masked rows function failed");
+        }
+        crate::common::sql::run_each(&create);
     }
     Spi::run(&format!(
         "COMMENT ON VIEW {view} IS {}",
@@ -321,6 +350,15 @@ fn create_masked_view(
             .expect("the view was just created");
     for role in masked_roles() {
         grant_view(&schema, &view, &role);
+    }
+    if on_citus {
+        Spi::run(&format!(
+            "COMMENT ON FUNCTION {view}() IS {}",
+            literal(&format!(
+                "The rows of masked view {view}, read with the table owner's rights (Citus checks a view's reader's own privileges on the shards)."
+            ))
+        ))
+        .expect("commenting the masked rows function failed");
     }
     as_extension_owner(|| {
         Spi::run_with_args(
@@ -338,6 +376,35 @@ fn grant_view(schema: &str, view: &str, role: &str) {
     Spi::run(&format!("GRANT USAGE ON SCHEMA {schema} TO {role}"))
         .expect("granting schema usage failed");
     Spi::run(&format!("GRANT SELECT ON {view} TO {role}")).expect("granting the view failed");
+    // The view of a Citus table reads through its rows function.
+    let has_rows_function = Spi::get_one_with_args::<bool>(
+        "SELECT pg_catalog.to_regprocedure($1) IS NOT NULL",
+        &[format!("{view}()").into()],
+    )
+    .expect("function lookup failed")
+    .unwrap_or(false);
+    if has_rows_function {
+        Spi::run(&format!("GRANT EXECUTE ON FUNCTION {view}() TO {role}"))
+            .expect("granting the masked rows function failed");
+    }
+}
+
+/// A Citus table's masked view reads its rows through this function, which
+/// runs the masked query with its owner's (the table owner's) rights. Citus
+/// runs a view's query on the shards as the reader, who must not hold
+/// privileges on the table; PostgreSQL never inlines a SECURITY DEFINER
+/// function, so the reader cannot reach the query's inside.
+fn masked_rows_function(table: &Relation, view: &str, body: &str) -> String {
+    let columns: Vec<String> = columns(table)
+        .iter()
+        .map(|c| format!("{} {}", quote_identifier(&c.name), c.type_sql))
+        .collect();
+    format!(
+        "CREATE OR REPLACE FUNCTION {view}() RETURNS TABLE ({})
+         LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+         AS $masked$ {body} $masked$",
+        columns.join(", ")
+    )
 }
 
 /// Relations that show masked data raw: every table with masking rules,

@@ -172,7 +172,7 @@ pub fn create_child(set: &PartitionSet, range: Option<Range>, join: Join) -> Res
 fn give_child_extras(set: &PartitionSet, qualified: &str, mut statements: Vec<String>) {
     statements.extend(child_extras(set, qualified));
     while_creating_child(|| {
-        run(&statements.join(";\n"));
+        crate::common::sql::run_each(&statements);
         crate::common::hooks::child_attached(&crate::common::hooks::ChildAttached {
             parent: set.parent,
             child: qualified,
@@ -313,10 +313,16 @@ pub fn default_row_ranges(set: &PartitionSet, default: &Child) -> Vec<Range> {
 
 /// Whether the default partition may hold rows. A default partition that has
 /// never had a row has no pages, which is known without a query (the common
-/// case, checked on every run of every set); otherwise a one-tuple probe.
+/// case, checked on every run of every set); otherwise, and always for a
+/// Citus table, a one-tuple probe.
 /// A partition someone holds exclusively right now counts as "may have rows",
 /// so the relocation step tries (and reports) rather than this check waiting.
 pub fn may_have_rows(child: &Child) -> bool {
+    // A Citus table's rows are in its shards, on the workers: its own file
+    // here is always empty.
+    if crate::common::citus::table_kind(child.oid).is_some() {
+        return has_rows(child);
+    }
     // SAFETY: a no-wait lock, a relation opened under it and closed again; the
     // lock is released at once because nothing is planned against it.
     let pages = unsafe {

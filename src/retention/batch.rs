@@ -193,6 +193,17 @@ pub fn run(
                 .map(|(c, _)| quote_identifier(&c))
                 .collect();
             let after = after.unwrap_or_else(TimestampWithTimeZone::negative_infinity);
+            if crate::common::citus::table_kind(table.oid).is_some() {
+                return run_windowed(
+                    policy,
+                    &table,
+                    &time,
+                    cutoff,
+                    after,
+                    archive.as_deref(),
+                    &columns,
+                );
+            }
             let context = Context::of(&table);
             // Literals of times must read back the same: ISO dates, whatever the session's style.
             with_settings(&[("DateStyle", "ISO, YMD")], || {
@@ -301,44 +312,16 @@ fn anonymize(
             ))
         })?;
     let context = Context::of(table);
-    let tenant = context.tenant();
-    let reads = || -> std::result::Result<_, pgrx::spi::Error> {
-        Spi::connect(|client| {
-            let position: Option<TimestampWithTimeZone> = client
-                .select(
-                    "SELECT anonymized_through FROM tenancy.retention_policies WHERE tbl = $1",
-                    Some(1),
-                    &[policy.table.into()],
-                )?
-                .first()
-                .get(1)?;
-            let position = position.unwrap_or_else(TimestampWithTimeZone::negative_infinity);
-            let bound = client
-                .select(
-                    &anonymize_bound_sql(&name, time, policy.batch_size, tenant),
-                    Some(1),
-                    &[position.into(), cutoff.into()],
-                )?
-                .first()
-                .get::<TimestampWithTimeZone>(1)?;
-            let groups: Vec<(Option<pgrx::Uuid>, i64)> = match bound {
-                Some(bound) => client
-                    .select(
-                        &anonymize_groups_sql(&name, time, tenant),
-                        None,
-                        &[position.into(), cutoff.into(), bound.into()],
-                    )?
-                    .map(|row| Ok((row.get::<pgrx::Uuid>(1)?, row.get::<i64>(2)?.unwrap_or(0))))
-                    .collect::<std::result::Result<_, pgrx::spi::Error>>()?,
-                None => Vec::new(),
-            };
-            Ok((position, bound, groups))
-        })
-    };
-    let (position, bound, groups) = as_extension_owner(reads).map_err(|e| {
-        error::not_in_prerequisite_state(format!("retention batch on {name} failed: {e}"))
-    })?;
-    let Some(bound) = bound else {
+    let position: Option<TimestampWithTimeZone> = as_extension_owner(|| {
+        crate::common::sql::select_value(
+            "SELECT anonymized_through FROM tenancy.retention_policies WHERE tbl = $1",
+            &[policy.table.into()],
+        )
+    });
+    let position = position.unwrap_or_else(TimestampWithTimeZone::negative_infinity);
+    let Some(Window { bound, groups }) =
+        next_window(policy, &name, time, &context, position, cutoff)?
+    else {
         return Ok(Progress {
             handled: 0,
             found: 0,
@@ -360,6 +343,116 @@ fn anonymize(
         )
     })
     .expect("moving the anonymize position failed");
+    Ok(Progress {
+        handled,
+        found: due.max(handled),
+        reached: Some(bound),
+    })
+}
+
+/// A batch chosen by time: every due row after a position up to `bound`
+/// (the newest time among the next `batch_size` due rows, ties included),
+/// and how many there are per tenant (one group, tenant NULL, for a table
+/// that is not registered).
+struct Window {
+    bound: TimestampWithTimeZone,
+    groups: Vec<(Option<pgrx::Uuid>, i64)>,
+}
+
+/// The next window after `position`, or None when no row is due. Read as the
+/// extension owner, who sees every tenant's rows.
+fn next_window(
+    policy: &Policy,
+    name: &str,
+    time: &str,
+    context: &Context,
+    position: TimestampWithTimeZone,
+    cutoff: TimestampWithTimeZone,
+) -> Result<Option<Window>> {
+    let tenant = context.tenant();
+    let reads = || -> std::result::Result<_, pgrx::spi::Error> {
+        Spi::connect(|client| {
+            let bound = client
+                .select(
+                    &anonymize_bound_sql(name, time, policy.batch_size, tenant),
+                    Some(1),
+                    &[position.into(), cutoff.into()],
+                )?
+                .first()
+                .get::<TimestampWithTimeZone>(1)?;
+            let Some(bound) = bound else {
+                return Ok(None);
+            };
+            let groups = client
+                .select(
+                    &anonymize_groups_sql(name, time, tenant),
+                    None,
+                    &[position.into(), cutoff.into(), bound.into()],
+                )?
+                .map(|row| Ok((row.get::<pgrx::Uuid>(1)?, row.get::<i64>(2)?.unwrap_or(0))))
+                .collect::<std::result::Result<_, pgrx::spi::Error>>()?;
+            Ok(Some(Window { bound, groups }))
+        })
+    };
+    as_extension_owner(reads).map_err(|e| {
+        error::not_in_prerequisite_state(format!("retention batch on {name} failed: {e}"))
+    })
+}
+
+/// Delete and archive on a Citus table. Its rows have no address the
+/// coordinator can name (ctid and tableoid are a shard's own), so a batch is
+/// a window of time instead of a list of rows, deleted per tenant: every due
+/// row after the position up to the window's bound (ties included, so a
+/// batch may exceed `batch_size` by the rows sharing its last time). Each
+/// tenant's statement runs on every shard at once, in one distributed
+/// transaction.
+fn run_windowed(
+    policy: &Policy,
+    table: &Relation,
+    time: &str,
+    cutoff: TimestampWithTimeZone,
+    after: TimestampWithTimeZone,
+    archive: Option<&str>,
+    columns: &[String],
+) -> Result<Progress> {
+    let name = table.qualified_name();
+    let context = Context::of(table);
+    let Some(Window { bound, groups }) = next_window(policy, &name, time, &context, after, cutoff)?
+    else {
+        return Ok(Progress {
+            handled: 0,
+            found: 0,
+            reached: None,
+        });
+    };
+    let due: i64 = groups.iter().map(|(_, rows)| rows).sum();
+    let mut handled = 0i64;
+    for (tenant, _) in groups {
+        let of_tenant = context.tenant_name.as_deref().zip(tenant);
+        let filter = anonymize_filter(&policy.time_column, after, bound, cutoff, of_tenant);
+        let condition = filter.sql(1);
+        let sql = match archive {
+            Some(archive) => {
+                let list = columns.join(", ");
+                format!(
+                    "WITH moved AS (DELETE FROM {name} WHERE {condition} RETURNING {list})
+                     INSERT INTO {archive} ({list}) OVERRIDING SYSTEM VALUE SELECT {list} FROM moved"
+                )
+            }
+            None => format!("DELETE FROM {name} WHERE {condition}"),
+        };
+        handled += context
+            .write(tenant, || {
+                Spi::connect_mut(|client| {
+                    client
+                        .update(&sql, None, &filter.values())
+                        .map(|t| t.len() as i64)
+                })
+            })
+            .map_err(|e| {
+                error::not_in_prerequisite_state(format!("retention batch on {name} failed: {e}"))
+            })?;
+    }
     Ok(Progress {
         handled,
         found: due.max(handled),

@@ -267,7 +267,13 @@ unsafe extern "C-unwind" fn assign_tenant_id(newval: *const c_char, _extra: *mut
         let text = unsafe { CStr::from_ptr(newval) }.to_string_lossy();
         parse_tenant_setting(&text).unwrap_or(None)
     };
-    CURRENT_TENANT.0.set(parsed);
+    if CURRENT_TENANT.0.replace(parsed) != parsed && crate::common::citus::citus().is_some() {
+        // On Citus, plans name the tenant to prune shards (crate::citus's
+        // prune): every cached plan of this backend must be made again.
+        // SAFETY: marks cached plans invalid, without catalog access: safe
+        // wherever a setting is assigned, at transaction end included.
+        unsafe { pg_sys::ResetPlanCache() };
+    }
 }
 
 /// The tenant of this session or transaction, if any: the one set (by
@@ -284,6 +290,12 @@ pub fn current_tenant() -> Option<[u8; 16]> {
         bindings::check_in_use(&tenant);
     }
     Some(tenant)
+}
+
+/// The tenant set with `tenancy.tenant_id` (or `set_tenant`), unchecked; not
+/// one from a JWT claim.
+pub fn tenant_set() -> Option<[u8; 16]> {
+    CURRENT_TENANT.0.get()
 }
 
 /// The tenant another node must take as this session's when a statement

@@ -97,7 +97,7 @@ pub fn isolate_one(table: &Relation, tenant_column: &str) -> bool {
     if !state.forced {
         statements.push(format!("ALTER TABLE {qualified} FORCE ROW LEVEL SECURITY"));
     }
-    run_all(&statements);
+    crate::common::sql::run_each(&statements);
     !statements.is_empty()
 }
 
@@ -124,7 +124,7 @@ pub fn release_one(table: &Relation) -> bool {
             ));
         }
     }
-    run_all(&statements);
+    crate::common::sql::run_each(&statements);
     !statements.is_empty()
 }
 
@@ -143,10 +143,4 @@ pub fn has_leading_index(table: &Relation, column_number: i16) -> bool {
     })
     .expect("index lookup failed")
     .unwrap_or(false)
-}
-
-fn run_all(statements: &[String]) {
-    for statement in statements {
-        Spi::run(statement).unwrap_or_else(|e| panic!("{statement}: {e}"));
-    }
 }

@@ -1,0 +1,124 @@
+//! pg_tenancy on a Citus cluster (issue 17): a coordinator and two workers
+//! that scripts/bench.sh starts beside the single-node cluster when Citus is
+//! installed (PGTENANCY_CITUS_DSN; skipped otherwise).
+//!
+//! - Isolation overhead: one tenant's `SELECT count(*)` over a 1M-row table
+//!   distributed by tenant, as an application role (the policy supplies the
+//!   filter; pg_tenancy carries the tenant to the workers and names it so
+//!   Citus routes to one shard), against the owner's literal
+//!   `WHERE tenant_id = '…'` with row security off. Target <= 1.10.
+//! - `consume` with 16 clients on the coordinator against the same on the
+//!   single-node cluster, in the same run. Target >= 0.5.
+
+use crate::report::{median_times_interleaved, Better, Report, Row};
+use crate::Bench;
+
+const DATABASE: &str = "bench_citus";
+const ROWS: i64 = 1_000_000;
+const TENANTS: i64 = 20;
+const CLIENTS: u32 = 16;
+const HOT: &str = "00000000-0000-4000-8000-000000000001";
+
+pub fn citus(bench: &Bench, report: &mut Report) {
+    let Some(cluster) = bench.citus() else {
+        eprintln!("bench: citus skipped (Citus is not installed)");
+        return;
+    };
+    isolation(&cluster, report);
+    consume(bench, &cluster, report);
+}
+
+fn isolation(cluster: &Bench, report: &mut Report) {
+    let mut admin = cluster.connect(DATABASE);
+    admin
+        .batch_execute(&format!(
+            "SET client_min_messages = warning;
+             CREATE EXTENSION IF NOT EXISTS pg_tenancy;
+             DROP TABLE IF EXISTS orders;
+             DROP ROLE IF EXISTS bench_app;
+             CREATE ROLE bench_app LOGIN;
+             SELECT tenancy.create_tenant('t' || i, 'Tenant ' || i) FROM generate_series(1, {TENANTS}) i;
+             CREATE TABLE orders (id bigint NOT NULL, tenant_id uuid NOT NULL, amount numeric NOT NULL, note text,
+                                  PRIMARY KEY (tenant_id, id));
+             SELECT create_distributed_table('orders', 'tenant_id');
+             INSERT INTO orders
+             SELECT i, t.ids[1 + i % {TENANTS}], i % 1000, 'order ' || i
+               FROM generate_series(1, {ROWS}) i,
+                    (SELECT array_agg(id ORDER BY slug) AS ids FROM tenancy.tenants) t;
+             SELECT tenancy.enable_isolation('orders');
+             GRANT SELECT ON orders TO bench_app;
+             VACUUM ANALYZE orders;"
+        ))
+        .unwrap();
+    let tenant: uuid::Uuid = admin
+        .query_one("SELECT id FROM tenancy.tenants ORDER BY slug LIMIT 1", &[])
+        .unwrap()
+        .get(0);
+    let mut owner = cluster.connect(DATABASE);
+    owner.batch_execute("SET row_security = off").unwrap();
+    let literal = format!("SELECT count(*) FROM orders WHERE tenant_id = '{tenant}'");
+    let mut app = cluster.connect_as(DATABASE, "bench_app");
+    app.execute("SELECT tenancy.set_tenant($1)", &[&tenant])
+        .unwrap();
+    let owner_count: i64 = owner.query_one(literal.as_str(), &[]).unwrap().get(0);
+    let app_count: i64 = app
+        .query_one("SELECT count(*) FROM orders", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(owner_count, ROWS / TENANTS);
+    assert_eq!(
+        app_count, owner_count,
+        "the two queries must count the same rows"
+    );
+    let (isolated, baseline) = median_times_interleaved(
+        3,
+        31,
+        || {
+            app.query_one("SELECT count(*) FROM orders", &[]).unwrap();
+        },
+        || {
+            owner.query_one(literal.as_str(), &[]).unwrap();
+        },
+    );
+    report.compare_times(
+        "citus: isolation, count(*) 1M distributed rows, 1 of 20 tenants",
+        isolated,
+        "literal WHERE as owner",
+        baseline,
+        Some(1.10),
+    );
+    drop(app);
+    drop(owner);
+    admin.batch_execute("DROP TABLE orders").unwrap();
+}
+
+fn consume(single: &Bench, cluster: &Bench, report: &mut Report) {
+    let setup = format!(
+        "SET client_min_messages = warning;
+         CREATE EXTENSION IF NOT EXISTS pg_tenancy;
+         SELECT tenancy.define_resource('messages', 'month')
+          WHERE NOT EXISTS (SELECT FROM tenancy.quota_resources WHERE name = 'messages');
+         SELECT tenancy.set_plan_limit('free', 'messages', 1000000000);
+         SELECT tenancy.create_tenant('hot', 'Hot', 'free', '{HOT}')
+          WHERE NOT EXISTS (SELECT FROM tenancy.tenants WHERE id = '{HOT}');"
+    );
+    let single_db = "bench_citus_single";
+    let mut admin = single.fresh_database(single_db);
+    admin.batch_execute(&setup).unwrap();
+    cluster.connect(DATABASE).batch_execute(&setup).unwrap();
+    let script = format!("SELECT tenancy.consume('{HOT}', 'messages');\n");
+    let on_one_node = single.pgbench(single_db, &script, CLIENTS, 5);
+    let on_coordinator = cluster.pgbench(DATABASE, &script, CLIENTS, 5);
+    report.push(Row {
+        scenario: format!("citus: consume, {CLIENTS} clients on the coordinator, one hot tenant"),
+        ours: format!("{on_coordinator:.0} calls/s"),
+        anchor: format!("{on_one_node:.0} calls/s on one node"),
+        ratio: Some(on_coordinator / on_one_node),
+        target: Some((Better::Higher, 0.5)),
+    });
+    drop(admin);
+    single
+        .connect("postgres")
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {single_db} WITH (FORCE)"))
+        .unwrap();
+}
