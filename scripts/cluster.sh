@@ -4,6 +4,7 @@
 #   scripts/cluster.sh start NAME [postgresql.conf line ...]   initdb + start, prints the port
 #   scripts/cluster.sh stop NAME                               stop and delete it
 #   scripts/cluster.sh restart NAME                            stop and start again, data kept
+#   scripts/cluster.sh halt NAME                               stop, data kept (restart starts it)
 #   scripts/cluster.sh port NAME                               the port of a running cluster
 #
 # Clusters live in <cluster_root>/NAME (pgrx.toml), run as the configured user,
@@ -53,7 +54,7 @@ start_server() {
 
 cmd=${1:-}
 name=${2:-}
-[ -n "$cmd" ] && [ -n "$name" ] || { sed -n '2,9p' "$0" >&2; exit 2; }
+[ -n "$cmd" ] && [ -n "$name" ] || { sed -n '2,10p' "$0" >&2; exit 2; }
 dir="$root/$name"
 
 case "$cmd" in
@@ -90,6 +91,9 @@ restart)
     start_server
     cat "$dir/port"
     ;;
+halt)
+    [ ! -f "$dir/data/postmaster.pid" ] || as_user "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
+    ;;
 stop)
     if [ -f "$dir/data/postmaster.pid" ]; then
         as_user "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
@@ -100,7 +104,7 @@ port)
     cat "$dir/port"
     ;;
 *)
-    sed -n '2,9p' "$0" >&2
+    sed -n '2,10p' "$0" >&2
     exit 2
     ;;
 esac

@@ -3,7 +3,9 @@
 # started here on loopback and stopped on exit. pg_regress runs the golden
 # files against the coordinator; the files reach the workers themselves
 # (\getenv WORKER1_PORT) to try what a role connecting to a worker directly
-# could do. Skipped, with a line saying so, when Citus is not installed
+# could do, and the health file halts and restarts worker 2 (\! with
+# HALT_WORKER2 and RESTART_WORKER2) to see an unreachable node reported;
+# the quotas file runs 16 pgbench clients (PGBENCH, CONSUME_SCRIPT). Skipped, with a line saying so, when Citus is not installed
 # (make setup builds it from CITUS_SOURCE; .ci/run always does). The Citus
 # pages of docs/ run there too (scripts/check-docs.sh --citus).
 set -euo pipefail
@@ -30,6 +32,10 @@ out="$here/target/citus"
 rm -rf "$out"; mkdir -p "$out"
 status=0
 WORKER1_PORT=$worker1 WORKER2_PORT=$worker2 \
+HALT_WORKER2="$here/scripts/cluster.sh halt citus_worker2" \
+PGBENCH="$bindir/pgbench -h $host -p $coordinator -U $user tenancy_citus" \
+CONSUME_SCRIPT="$here/tests/citus/consume.pgbench" \
+RESTART_WORKER2="$here/scripts/cluster.sh restart citus_worker2" \
 "$pgxs_dir/src/test/regress/pg_regress" \
     --bindir="$bindir" --host="$host" --port="$coordinator" --user="$user" \
     --inputdir="$here/tests/citus" --outputdir="$out" \

@@ -324,3 +324,142 @@ findings(check_name, object, detail) AS (
 )
 SELECT f.check_name, f.object, f.detail FROM findings f ORDER BY f.check_name, f.object
 $$;
+
+-- health_check() on a Citus coordinator reports the workers
+-- (src/stats/cluster.rs); cluster_health() lists each worker's figures.
+CREATE FUNCTION tenancy."cluster_health"() RETURNS TABLE (
+	"node" TEXT,  /* String */
+	"port" INT,  /* i32 */
+	"reachable" bool,  /* bool */
+	"check_name" TEXT,  /* Option < String > */
+	"status" TEXT,  /* String */
+	"value" NUMERIC,  /* Option < AnyNumeric > */
+	"detail" TEXT  /* String */
+)
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'cluster_health_wrapper';
+COMMENT ON FUNCTION tenancy.cluster_health() IS
+    'On a Citus coordinator: each worker''s connection, wraparound and replication figures, judged against the thresholds of the same checks on the coordinator; a worker that refuses connections is one critical row. No rows elsewhere.';
+
+INSERT INTO tenancy.health_thresholds
+    (check_name, warn_threshold, crit_threshold, higher_is_worse, unit, source, description) VALUES
+('cluster_unreachable_nodes', NULL, 1, true, 'nodes',
+ 'pg_tenancy: a Citus worker that refuses connections fails every query that touches its shards (citus_check_connection_to_node)',
+ 'On a Citus coordinator: active primary workers that do not accept a connection within 5 s. The cluster_<check> rows that follow it judge each worker with <check>''s thresholds.');
+
+-- tenant_stats() counts the rows of distributed tables on the workers.
+CREATE FUNCTION tenancy._citus_tenant_shares()
+RETURNS TABLE(tenant_id uuid, registered oid, reltuples float8, bytes bigint, analyzed timestamptz, share float8)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+    WITH leaves AS (
+        SELECT tt.tbl::oid AS registered, tt.tenant_column, coalesce(p.relid, tt.tbl)::regclass AS leaf
+          FROM tenancy.tenant_tables tt
+          LEFT JOIN LATERAL (SELECT t.relid FROM pg_partition_tree(tt.tbl) t WHERE t.isleaf) p ON true
+    ), citus_leaves AS (
+        SELECT l.*, d.partmethod = 'h' AS by_tenant
+          FROM leaves l JOIN pg_dist_partition d ON d.logicalrelid = l.leaf
+    ), shard_stats AS (
+        -- run_command_on_shards puts each shard's name where %s stands.
+        SELECT l.registered, l.leaf, l.by_tenant, r.shardid, r.result::jsonb AS s
+          FROM citus_leaves l
+         CROSS JOIN LATERAL run_command_on_shards(l.leaf, format(
+                 $q$SELECT json_build_object(
+                        'reltuples', GREATEST(c.reltuples, 0), 'bytes', pg_total_relation_size(c.oid),
+                        'analyzed', GREATEST(pg_stat_get_last_analyze_time(c.oid), pg_stat_get_last_autoanalyze_time(c.oid)),
+                        'null_frac', s.null_frac, 'mcv', s.most_common_vals::text, 'freqs', s.most_common_freqs,
+                        'n_distinct', CASE WHEN s.n_distinct < 0 THEN -s.n_distinct * GREATEST(c.reltuples, 0) ELSE s.n_distinct END)
+                      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                      LEFT JOIN pg_stats s ON s.schemaname = n.nspname AND s.tablename = c.relname
+                                          AND s.attname = %L AND NOT s.inherited
+                     WHERE c.oid = '%%s'::regclass$q$, l.tenant_column)) r
+         WHERE r.success
+    ), parsed AS (
+        SELECT ss.registered, ss.leaf, ss.by_tenant, ss.shardid,
+               (ss.s->>'reltuples')::float8 AS reltuples, (ss.s->>'bytes')::bigint AS bytes,
+               (ss.s->>'analyzed')::timestamptz AS analyzed, (ss.s->>'null_frac')::float8 AS null_frac,
+               (ss.s->>'mcv')::uuid[] AS mcv,
+               -- JSON null where the shard has no statistics yet.
+               ARRAY(SELECT jsonb_array_elements_text(CASE jsonb_typeof(ss.s->'freqs')
+                                                           WHEN 'array' THEN ss.s->'freqs' ELSE '[]' END)::float8) AS freqs,
+               (ss.s->>'n_distinct')::float8 AS n_distinct
+          FROM shard_stats ss
+    )
+    SELECT t.id, p.registered, p.reltuples, p.bytes, p.analyzed,
+           CASE WHEN p.by_tenant AND p.shardid <> get_shard_id_for_distribution_column(p.leaf, t.id) THEN 0
+                WHEN p.n_distinct IS NULL THEN NULL
+                WHEN array_position(p.mcv, t.id) IS NOT NULL THEN p.freqs[array_position(p.mcv, t.id)]
+                ELSE GREATEST(1 - p.null_frac - coalesce((SELECT sum(f) FROM unnest(p.freqs) f), 0), 0)
+                     / GREATEST(p.n_distinct - coalesce(cardinality(p.mcv), 0), 1) END
+      FROM tenancy.tenants t CROSS JOIN parsed p;
+END
+$fn$;
+COMMENT ON FUNCTION tenancy._citus_tenant_shares() IS
+    'Internal: on a Citus cluster, per tenant and registered table, the planner statistics of the shard holding the tenant''s rows and the tenant''s share of it (tenant_stats() adds them up).';
+REVOKE EXECUTE ON FUNCTION tenancy._citus_tenant_shares() FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION tenancy.tenant_stats()
+RETURNS TABLE(tenant_id uuid, slug text, tenant_name text, tables int, rows_estimate bigint, bytes_estimate bigint,
+              stats_as_of timestamptz, audit_events_24h bigint, top_quota_resource text,
+              top_quota_pct numeric)
+LANGUAGE sql VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH leaves AS (
+        -- A plain table is its own leaf (pg_partition_tree lists partitions only).
+        SELECT tt.tbl::oid AS registered, tt.tenant_column, coalesce(p.relid, tt.tbl) AS leaf
+          FROM tenancy.tenant_tables tt
+          LEFT JOIN LATERAL (SELECT t.relid FROM pg_partition_tree(tt.tbl) t WHERE t.isleaf) p ON true
+    ), leaf_stats AS (
+        SELECT l.registered, GREATEST(c.reltuples, 0) AS reltuples, pg_total_relation_size(l.leaf) AS bytes,
+               GREATEST(pg_stat_get_last_analyze_time(l.leaf), pg_stat_get_last_autoanalyze_time(l.leaf)) AS analyzed,
+               s.null_frac, s.most_common_vals::text::uuid[] AS mcv, s.most_common_freqs AS freqs,
+               CASE WHEN s.n_distinct < 0 THEN -s.n_distinct * GREATEST(c.reltuples, 0) ELSE s.n_distinct END AS n_distinct
+          FROM leaves l
+          JOIN pg_class c ON c.oid = l.leaf
+          JOIN pg_namespace n ON n.oid = c.relnamespace
+          LEFT JOIN pg_stats s ON s.schemaname = n.nspname AND s.tablename = c.relname
+                              AND s.attname = l.tenant_column AND NOT s.inherited
+    ), shares AS (
+        SELECT t.id, ls.registered, ls.reltuples::float8, ls.bytes, ls.analyzed,
+               (CASE WHEN ls.n_distinct IS NULL THEN NULL
+                     WHEN array_position(ls.mcv, t.id) IS NOT NULL THEN ls.freqs[array_position(ls.mcv, t.id)]
+                     ELSE GREATEST(1 - ls.null_frac - coalesce((SELECT sum(f) FROM unnest(ls.freqs) f), 0), 0)
+                          / GREATEST(ls.n_distinct - coalesce(cardinality(ls.mcv), 0), 1) END)::float8 AS share
+          FROM tenancy.tenants t CROSS JOIN leaf_stats ls
+        UNION ALL
+        -- Distributed tables: their shards' statistics, read on the workers.
+        SELECT c.tenant_id, c.registered, c.reltuples, c.bytes, c.analyzed, c.share
+          FROM tenancy._citus_tenant_shares() c
+    ), audit AS (
+        SELECT a.tenant_id, count(*) AS events
+          FROM tenancy.audit_log a
+         WHERE a.logged_at >= statement_timestamp() - interval '24 hours'
+         GROUP BY a.tenant_id
+    ), top_quota AS (
+        SELECT DISTINCT ON (q.tenant_id) q.tenant_id, q.resource, q.pct_used
+          FROM tenancy.quota_status() q
+         WHERE q.pct_used IS NOT NULL
+         ORDER BY q.tenant_id, q.pct_used DESC, q.resource
+    )
+    SELECT t.id, t.slug, t.name,
+           (SELECT count(DISTINCT s.registered) FROM shares s WHERE s.id = t.id)::int,
+           (SELECT round(sum(s.reltuples * s.share))::bigint FROM shares s WHERE s.id = t.id),
+           (SELECT round(sum(s.bytes * s.share))::bigint FROM shares s WHERE s.id = t.id),
+           (SELECT min(s.analyzed) FROM shares s WHERE s.id = t.id),
+           coalesce(a.events, 0), q.resource, q.pct_used
+      FROM tenancy.tenants t
+      LEFT JOIN audit a ON a.tenant_id = t.id
+      LEFT JOIN top_quota q ON q.tenant_id = t.id
+     ORDER BY t.slug
+$$;
+COMMENT ON FUNCTION tenancy.tenant_stats() IS
+    'Per tenant: registered tables, estimated rows and bytes in them (planner statistics, as fresh as the last ANALYZE: stats_as_of; on Citus those of the shards on the workers), audit rows in the last 24 hours and the highest quota use.';

@@ -124,6 +124,68 @@ $$;
 COMMENT ON FUNCTION tenancy.table_stats() IS
     'User tables, biggest first: sizes, live and dead tuples, scans, last (auto)vacuum and (auto)analyze, and the tenant column of registered tables.';
 
+-- On a Citus cluster the rows of a distributed or reference table live in
+-- shards on the workers, and its table on the coordinator is an empty shell:
+-- per tenant and registered table, the same planner statistics read from the
+-- shard that holds the tenant's rows (each worker's own pg_class and pg_stats,
+-- one run_command_on_shards per table). No rows where Citus is not used.
+-- PL/pgSQL: the Citus functions it calls exist only where Citus does.
+CREATE FUNCTION tenancy._citus_tenant_shares()
+RETURNS TABLE(tenant_id uuid, registered oid, reltuples float8, bytes bigint, analyzed timestamptz, share float8)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+    WITH leaves AS (
+        SELECT tt.tbl::oid AS registered, tt.tenant_column, coalesce(p.relid, tt.tbl)::regclass AS leaf
+          FROM tenancy.tenant_tables tt
+          LEFT JOIN LATERAL (SELECT t.relid FROM pg_partition_tree(tt.tbl) t WHERE t.isleaf) p ON true
+    ), citus_leaves AS (
+        SELECT l.*, d.partmethod = 'h' AS by_tenant
+          FROM leaves l JOIN pg_dist_partition d ON d.logicalrelid = l.leaf
+    ), shard_stats AS (
+        -- run_command_on_shards puts each shard's name where %s stands.
+        SELECT l.registered, l.leaf, l.by_tenant, r.shardid, r.result::jsonb AS s
+          FROM citus_leaves l
+         CROSS JOIN LATERAL run_command_on_shards(l.leaf, format(
+                 $q$SELECT json_build_object(
+                        'reltuples', GREATEST(c.reltuples, 0), 'bytes', pg_total_relation_size(c.oid),
+                        'analyzed', GREATEST(pg_stat_get_last_analyze_time(c.oid), pg_stat_get_last_autoanalyze_time(c.oid)),
+                        'null_frac', s.null_frac, 'mcv', s.most_common_vals::text, 'freqs', s.most_common_freqs,
+                        'n_distinct', CASE WHEN s.n_distinct < 0 THEN -s.n_distinct * GREATEST(c.reltuples, 0) ELSE s.n_distinct END)
+                      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                      LEFT JOIN pg_stats s ON s.schemaname = n.nspname AND s.tablename = c.relname
+                                          AND s.attname = %L AND NOT s.inherited
+                     WHERE c.oid = '%%s'::regclass$q$, l.tenant_column)) r
+         WHERE r.success
+    ), parsed AS (
+        SELECT ss.registered, ss.leaf, ss.by_tenant, ss.shardid,
+               (ss.s->>'reltuples')::float8 AS reltuples, (ss.s->>'bytes')::bigint AS bytes,
+               (ss.s->>'analyzed')::timestamptz AS analyzed, (ss.s->>'null_frac')::float8 AS null_frac,
+               (ss.s->>'mcv')::uuid[] AS mcv,
+               -- JSON null where the shard has no statistics yet.
+               ARRAY(SELECT jsonb_array_elements_text(CASE jsonb_typeof(ss.s->'freqs')
+                                                           WHEN 'array' THEN ss.s->'freqs' ELSE '[]' END)::float8) AS freqs,
+               (ss.s->>'n_distinct')::float8 AS n_distinct
+          FROM shard_stats ss
+    )
+    SELECT t.id, p.registered, p.reltuples, p.bytes, p.analyzed,
+           CASE WHEN p.by_tenant AND p.shardid <> get_shard_id_for_distribution_column(p.leaf, t.id) THEN 0
+                WHEN p.n_distinct IS NULL THEN NULL
+                WHEN array_position(p.mcv, t.id) IS NOT NULL THEN p.freqs[array_position(p.mcv, t.id)]
+                ELSE GREATEST(1 - p.null_frac - coalesce((SELECT sum(f) FROM unnest(p.freqs) f), 0), 0)
+                     / GREATEST(p.n_distinct - coalesce(cardinality(p.mcv), 0), 1) END
+      FROM tenancy.tenants t CROSS JOIN parsed p;
+END
+$fn$;
+COMMENT ON FUNCTION tenancy._citus_tenant_shares() IS
+    'Internal: on a Citus cluster, per tenant and registered table, the planner statistics of the shard holding the tenant''s rows and the tenant''s share of it (tenant_stats() adds them up).';
+REVOKE EXECUTE ON FUNCTION tenancy._citus_tenant_shares() FROM PUBLIC;
+
 -- Per tenant, from planner statistics: pg_class.reltuples of each leaf table
 -- times the tenant's share of its tenant column (most_common_vals, else the
 -- rows outside them spread over the other distinct values). No table is read.
@@ -151,12 +213,16 @@ AS $$
           LEFT JOIN pg_stats s ON s.schemaname = n.nspname AND s.tablename = c.relname
                               AND s.attname = l.tenant_column AND NOT s.inherited
     ), shares AS (
-        SELECT t.id, ls.registered, ls.reltuples, ls.bytes, ls.analyzed,
-               CASE WHEN ls.n_distinct IS NULL THEN NULL
-                    WHEN array_position(ls.mcv, t.id) IS NOT NULL THEN ls.freqs[array_position(ls.mcv, t.id)]
-                    ELSE GREATEST(1 - ls.null_frac - coalesce((SELECT sum(f) FROM unnest(ls.freqs) f), 0), 0)
-                         / GREATEST(ls.n_distinct - coalesce(cardinality(ls.mcv), 0), 1) END AS share
+        SELECT t.id, ls.registered, ls.reltuples::float8, ls.bytes, ls.analyzed,
+               (CASE WHEN ls.n_distinct IS NULL THEN NULL
+                     WHEN array_position(ls.mcv, t.id) IS NOT NULL THEN ls.freqs[array_position(ls.mcv, t.id)]
+                     ELSE GREATEST(1 - ls.null_frac - coalesce((SELECT sum(f) FROM unnest(ls.freqs) f), 0), 0)
+                          / GREATEST(ls.n_distinct - coalesce(cardinality(ls.mcv), 0), 1) END)::float8 AS share
           FROM tenancy.tenants t CROSS JOIN leaf_stats ls
+        UNION ALL
+        -- Distributed tables: their shards' statistics, read on the workers.
+        SELECT c.tenant_id, c.registered, c.reltuples, c.bytes, c.analyzed, c.share
+          FROM tenancy._citus_tenant_shares() c
     ), audit AS (
         SELECT a.tenant_id, count(*) AS events
           FROM tenancy.audit_log a
@@ -180,7 +246,7 @@ AS $$
      ORDER BY t.slug
 $$;
 COMMENT ON FUNCTION tenancy.tenant_stats() IS
-    'Per tenant: registered tables, estimated rows and bytes in them (planner statistics, as fresh as the last ANALYZE: stats_as_of), audit rows in the last 24 hours and the highest quota use.';
+    'Per tenant: registered tables, estimated rows and bytes in them (planner statistics, as fresh as the last ANALYZE: stats_as_of; on Citus those of the shards on the workers), audit rows in the last 24 hours and the highest quota use.';
 
 -- Reading every tenant's figures is for monitoring roles; so is sampling them.
 REVOKE EXECUTE ON FUNCTION tenancy.tenant_stats() FROM PUBLIC;
@@ -195,6 +261,8 @@ GRANT SELECT ON tenancy.metrics TO PUBLIC;
 GRANT SELECT ON tenancy.alerts TO pg_monitor;
 GRANT SELECT ON tenancy.health_streaks TO pg_monitor;
 
+COMMENT ON FUNCTION tenancy.cluster_health() IS
+    'On a Citus coordinator: each worker''s connection, wraparound and replication figures, judged against the thresholds of the same checks on the coordinator; a worker that refuses connections is one critical row. No rows elsewhere.';
 COMMENT ON FUNCTION tenancy.health_check() IS
     'Every enabled check (tenancy.health_thresholds) with status ok, warning or critical, its value, thresholds and the worst offender in detail. Runs with the caller''s rights: grant pg_monitor.';
 COMMENT ON FUNCTION tenancy.health() IS

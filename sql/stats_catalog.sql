@@ -86,7 +86,10 @@ INSERT INTO tenancy.health_thresholds
  '1 when the caller sees every session''s state, query and waits (pg_read_all_stats, part of pg_monitor), else 0.'),
 ('isolation_findings', 1, NULL, true, 'findings',
  'pg_tenancy: any finding of tenancy.verify_isolation() (the checks of Supabase''s RLS linter, and more, inside the database)',
- 'What tenancy.verify_isolation() finds that breaks tenant isolation: unforced or missing policies, owner-rights views, BYPASSRLS roles, TRUNCATE grants...');
+ 'What tenancy.verify_isolation() finds that breaks tenant isolation: unforced or missing policies, owner-rights views, BYPASSRLS roles, TRUNCATE grants...'),
+('cluster_unreachable_nodes', NULL, 1, true, 'nodes',
+ 'pg_tenancy: a Citus worker that refuses connections fails every query that touches its shards (citus_check_connection_to_node)',
+ 'On a Citus coordinator: active primary workers that do not accept a connection within 5 s. The cluster_<check> rows that follow it judge each worker with <check>''s thresholds.');
 
 -- pg_restore replays dumped thresholds with COPY after CREATE EXTENSION inserted the
 -- defaults; merging keeps the edited values and lets the restore succeed.

@@ -324,6 +324,14 @@ fn recount(resource: &str) -> error::Result<()> {
 /// TRUNCATE give units back, and moving a row to another tenant moves its unit.
 pub fn enforce(tbl: RegClass, resource: &str) -> error::Result<()> {
     let table = Relation::owned_table(tbl)?;
+    // The counting triggers would fire on the workers' shards (on every
+    // placement of a reference table), where the coordinator's counters are
+    // not: refused until row quotas count there.
+    crate::common::citus::refuse_citus_table(
+        table.oid,
+        &table.qualified_name(),
+        "tenancy.enforce_row_quota()",
+    )?;
     let registration = crate::tenant::registry::registration(&table).ok_or_else(|| {
         error::not_in_prerequisite_state(format!(
             "table {} is not registered with pg_tenancy",

@@ -37,6 +37,37 @@ fn health_check() -> TableIterator<
     }))
 }
 
+/// On a Citus coordinator, each worker's figures of the checks that matter
+/// on every node (connections, wraparound, replication), judged against the
+/// same thresholds as the coordinator's own; a worker that does not accept
+/// connections is one critical row. No rows anywhere else.
+#[allow(clippy::type_complexity)] // pgrx reads the column names from the signature
+#[pg_extern(volatile, parallel_unsafe)]
+fn cluster_health() -> TableIterator<
+    'static,
+    (
+        name!(node, String),
+        name!(port, i32),
+        name!(reachable, bool),
+        name!(check_name, Option<String>),
+        name!(status, String),
+        name!(value, Option<AnyNumeric>),
+        name!(detail, String),
+    ),
+> {
+    TableIterator::new(health::run_per_node().into_iter().map(|(f, status)| {
+        (
+            f.node,
+            f.port,
+            f.reachable,
+            f.check,
+            status.as_str().to_string(),
+            f.value,
+            f.detail,
+        )
+    }))
+}
+
 /// `{"status": worst, "issues": [bad checks], "checked_at": now, "checks": n}`.
 #[pg_extern(volatile, parallel_unsafe)]
 fn health() -> JsonB {

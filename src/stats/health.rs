@@ -2,6 +2,7 @@
 //! against `tenancy.health_thresholds`.
 
 use super::checks;
+use super::cluster;
 use super::evaluate::{Status, Thresholds};
 use crate::common::settings::with_settings;
 use crate::common::subxact::attempt;
@@ -93,42 +94,97 @@ fn available(check: &checks::Check) -> bool {
     })
 }
 
-/// Every enabled check, measured now with the caller's privileges.
+/// A measured figure judged against its thresholds row (`row`).
+fn evaluate(
+    name: String,
+    row: Option<&ThresholdRow>,
+    value: Option<AnyNumeric>,
+    mut detail: String,
+) -> CheckResult {
+    let limits = row.map_or(Thresholds::default(), |r| Thresholds {
+        warn: as_f64(&r.warn),
+        crit: as_f64(&r.crit),
+        higher_is_worse: r.higher_is_worse,
+        alert_after: r.alert_after,
+    });
+    let mut status = limits.status(as_f64(&value));
+    // A check that failed to run is not known to be fine.
+    if detail.starts_with("could not run") {
+        status = status.max(Status::Warning);
+    } else if value.is_none() && !detail.is_empty() {
+        detail = format!("does not apply: {detail}");
+    }
+    CheckResult {
+        name,
+        status,
+        value,
+        warn: row.and_then(|r| r.warn.clone()),
+        crit: row.and_then(|r| r.crit.clone()),
+        alert_after: limits.alert_after,
+        detail,
+    }
+}
+
+/// Every enabled check, measured now with the caller's privileges; on a
+/// Citus coordinator the cluster's checks follow the single-node ones.
 pub fn run() -> Vec<CheckResult> {
     let thresholds = load_thresholds();
+    let enabled = |name: &str| thresholds.get(name).is_none_or(|r| r.enabled);
     // Our SQL names pg_catalog objects unqualified in places (count, round):
     // nothing of the caller's may stand in for them.
     with_settings(&[("search_path", "pg_catalog, pg_temp")], || {
-        checks::all()
+        let mut results: Vec<CheckResult> = checks::all()
             .iter()
-            .filter_map(|check| {
-                let row = thresholds.get(check.name);
-                if row.is_some_and(|r| !r.enabled) || !available(check) {
-                    return None;
-                }
-                let (value, mut detail) = measure(check);
-                let limits = row.map_or(Thresholds::default(), |r| Thresholds {
-                    warn: as_f64(&r.warn),
-                    crit: as_f64(&r.crit),
-                    higher_is_worse: r.higher_is_worse,
-                    alert_after: r.alert_after,
-                });
-                let mut status = limits.status(as_f64(&value));
-                // A check that failed to run is not known to be fine.
-                if detail.starts_with("could not run") {
-                    status = status.max(Status::Warning);
-                } else if value.is_none() && !detail.is_empty() {
-                    detail = format!("does not apply: {detail}");
-                }
-                Some(CheckResult {
-                    name: check.name.to_string(),
-                    status,
+            .filter(|check| enabled(check.name) && available(check))
+            .map(|check| {
+                let (value, detail) = measure(check);
+                evaluate(
+                    check.name.to_string(),
+                    thresholds.get(check.name),
                     value,
-                    warn: row.and_then(|r| r.warn.clone()),
-                    crit: row.and_then(|r| r.crit.clone()),
-                    alert_after: limits.alert_after,
                     detail,
-                })
+                )
+            })
+            .collect();
+        if cluster::applies() {
+            results.extend(
+                cluster::figures()
+                    .into_iter()
+                    .filter(|figure| enabled(&figure.thresholds_of))
+                    .map(|figure| {
+                        let row = thresholds.get(&figure.thresholds_of);
+                        evaluate(figure.name, row, figure.value, figure.detail)
+                    }),
+            );
+        }
+        results
+    })
+}
+
+/// Each worker's figures of the per-node checks, judged against the same
+/// thresholds as the coordinator's: `tenancy.cluster_health()`.
+pub fn run_per_node() -> Vec<(cluster::NodeFigure, Status)> {
+    if !cluster::applies() {
+        return Vec::new();
+    }
+    let thresholds = load_thresholds();
+    with_settings(&[("search_path", "pg_catalog, pg_temp")], || {
+        cluster::node_figures()
+            .into_iter()
+            .map(|figure| {
+                let name = figure.check.clone().unwrap_or_default();
+                let judged = evaluate(
+                    name.clone(),
+                    thresholds.get(&name),
+                    figure.value.clone(),
+                    figure.detail.clone(),
+                );
+                let status = if figure.reachable {
+                    judged.status
+                } else {
+                    Status::Critical
+                };
+                (figure, status)
             })
             .collect()
     })

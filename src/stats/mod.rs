@@ -5,6 +5,7 @@
 
 mod api;
 mod checks;
+mod cluster;
 mod evaluate;
 mod health;
 mod prometheus;
@@ -33,6 +34,7 @@ pgrx::extension_sql_file!(
         "audit_catalog",
         api::health_check,
         api::health,
+        api::cluster_health,
         api::record_metrics,
         api::metrics_prometheus
     ]

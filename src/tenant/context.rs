@@ -51,6 +51,11 @@ thread_local! {
     /// Inside `with_tenant`: the extension's maintenance acts for a tenant
     /// whatever the acting roles' bindings.
     static MAINTENANCE: Cell<u32> = const { Cell::new(0) };
+    /// A tenant a role or database setting gave the session at login on a
+    /// Citus node, where it could not be checked: checked at first use.
+    static UNVERIFIED_LOGIN_TENANT: Cell<Option<[u8; 16]>> = const { Cell::new(None) };
+    /// While that tenant is being checked.
+    static VERIFYING_LOGIN_TENANT: Cell<bool> = const { Cell::new(false) };
 }
 
 pub fn init() {
@@ -159,6 +164,27 @@ unsafe extern "C-unwind" fn check_tenant_id(
             return false;
         }
     }
+    // SAFETY: reads a backend-global flag.
+    let starting = unsafe { pg_sys::Mode } == pg_sys::ProcessingMode::InitProcessing;
+    if starting && crate::common::citus::citus().is_some() {
+        // At login on a Citus node no query can run yet (Citus's planner
+        // crashes the backend there): the tenant is checked, as strictly,
+        // the first time the session uses it (`current_tenant`).
+        UNVERIFIED_LOGIN_TENANT.set(Some(tenant));
+        return true;
+    }
+    match refusal(&tenant) {
+        None => true,
+        Some((code, report)) => {
+            reject(code, &report);
+            false
+        }
+    }
+}
+
+/// Why the session may not take `tenant` (unknown, not active, not one the
+/// session may select), or None when it may.
+fn refusal(tenant: &[u8; 16]) -> Option<(PgSqlErrorCode, pgrx::pg_sys::panic::ErrorReport)> {
     use super::registry;
     // At login (a role's or database's setting, a startup option, with the
     // library preloaded) there is a transaction but no snapshot yet to read with.
@@ -171,18 +197,18 @@ unsafe extern "C-unwind" fn check_tenant_id(
         }
         needed
     };
-    let refusal = match registry::tenant_status(&tenant) {
+    let refusal = match registry::tenant_status(tenant) {
         None => Some((
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            registry::unknown_tenant(&tenant),
+            registry::unknown_tenant(tenant),
         )),
         Some(status) if status != registry::TenantStatus::Active.as_str() => Some((
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            registry::not_active(&tenant, &status),
+            registry::not_active(tenant, &status),
         )),
-        Some(_) if !bindings::session_access().allows(&tenant) => Some((
+        Some(_) if !bindings::session_access().allows(tenant) => Some((
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            bindings::refused(&tenant),
+            bindings::refused(tenant),
         )),
         Some(_) => None,
     };
@@ -190,13 +216,30 @@ unsafe extern "C-unwind" fn check_tenant_id(
         // SAFETY: pops the snapshot pushed above.
         unsafe { pg_sys::PopActiveSnapshot() };
     }
-    match refusal {
-        None => true,
-        Some((code, report)) => {
-            reject(code, &report);
-            false
+    refusal
+}
+
+/// Checks a tenant taken at login without a check (on Citus, see
+/// `check_tenant_id`) the first time it is used: every use raises the
+/// refusal until the session sets another tenant.
+fn verify_login_tenant(tenant: &[u8; 16]) {
+    if UNVERIFIED_LOGIN_TENANT.get() != Some(*tenant) || VERIFYING_LOGIN_TENANT.get() {
+        return;
+    }
+    /// Clears the flag however the check ends (an error unwinds through it).
+    struct Verifying;
+    impl Drop for Verifying {
+        fn drop(&mut self) {
+            VERIFYING_LOGIN_TENANT.set(false);
         }
     }
+    // The check's own catalog queries reach this again (they carry the tenant).
+    VERIFYING_LOGIN_TENANT.set(true);
+    let _verifying = Verifying;
+    if let Some((_, report)) = refusal(tenant) {
+        report.report(PgLogLevel::ERROR);
+    }
+    UNVERIFIED_LOGIN_TENANT.set(None);
 }
 
 enum Checkable {
@@ -286,6 +329,7 @@ pub fn current_tenant() -> Option<[u8; 16]> {
         .0
         .get()
         .or_else(super::claims::tenant_from_claims)?;
+    verify_login_tenant(&tenant);
     if MAINTENANCE.get() == 0 {
         bindings::check_in_use(&tenant);
     }
@@ -310,6 +354,8 @@ pub fn tenant_to_carry() -> Option<String> {
         .get()
         .or_else(super::claims::tenant_from_claims)
     {
+        // A login tenant not yet checked here is checked by the worker it
+        // reaches; checking it here would refuse every statement, set_tenant's too.
         Some(tenant) => Some(format_tenant(&tenant)),
         None if super::scope::tenant_has_login_default() => Some(String::new()),
         None => None,

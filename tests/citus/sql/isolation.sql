@@ -99,6 +99,8 @@ SELECT count(*) AS superuser_sees_all FROM orders;
 SELECT s.shard_name AS acme_shard, s.nodeport AS acme_port FROM citus_shards s
  WHERE s.shardid = get_shard_id_for_distribution_column('orders', :'acme') \gset
 SELECT count(*) AS acme_rows_in_shard FROM orders WHERE tenant_id = :'acme';
+SELECT inet_server_port() AS coordinator_port \gset
+\set coordinator_admin 'host=127.0.0.1 port=' :coordinator_port ' user=postgres dbname=tenancy_citus'
 \set acme_worker_app 'host=127.0.0.1 port=' :acme_port ' user=app dbname=tenancy_citus'
 \set acme_worker_admin 'host=127.0.0.1 port=' :acme_port ' user=postgres dbname=tenancy_citus'
 \c :acme_worker_app
@@ -113,3 +115,22 @@ SELECT citus_test.sqlstate(format('INSERT INTO orders VALUES (%L, 4001, 1)', :'g
 SELECT citus_test.sqlstate(format('INSERT INTO %s VALUES (%L, 4001, 1)', :'acme_shard', :'globex')) AS other_tenant_into_shard;
 \c :acme_worker_admin
 SELECT count(*) AS superuser_in_shard FROM :acme_shard WHERE tenant_id = :'acme';
+
+-- A tenant a role gets at login (ALTER ROLE ... SET) on a Citus node is
+-- checked as strictly as set_tenant, at its first use: no query can run
+-- while the session starts there.
+\c :coordinator_admin
+ALTER ROLE app SET tenancy.tenant_id = '00000000-0000-4000-8000-00000000000b';
+\c - app
+SELECT count(*) AS globex_at_login, count(DISTINCT tenant_id) AS tenants FROM orders;
+\c - postgres
+ALTER ROLE app SET tenancy.tenant_id = '00000000-0000-4000-8000-0000000000ff';
+\c - app
+\set VERBOSITY sqlstate
+SELECT count(*) AS unknown_at_login FROM orders;
+SELECT tenancy.current_tenant() AS still_refused;
+\set VERBOSITY default
+SELECT tenancy.set_tenant('00000000-0000-4000-8000-00000000000a');
+SELECT count(*) AS acme_after_set, count(DISTINCT tenant_id) AS tenants FROM orders;
+\c - postgres
+ALTER ROLE app RESET tenancy.tenant_id;
