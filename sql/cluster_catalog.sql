@@ -134,3 +134,5 @@ SELECT r.rolname, b.tenants
 COMMENT ON FUNCTION tenancy._cluster_copy_changed() IS
     'Internal: the trigger that makes a node reload the tenants and bindings it cached when its cluster copy changes.';
 REVOKE EXECUTE ON FUNCTION tenancy._cluster_copy_changed() FROM PUBLIC;
+COMMENT ON FUNCTION tenancy._tenant_carried(uuid) IS
+    'Internal: the marker that carries the session''s tenant in a Citus shard query; the node that plans the query takes the tenant for the transaction, checked like SET LOCAL. True when the tenant is the session''s.';

@@ -463,3 +463,14 @@ AS $$
 $$;
 COMMENT ON FUNCTION tenancy.tenant_stats() IS
     'Per tenant: registered tables, estimated rows and bytes in them (planner statistics, as fresh as the last ANALYZE: stats_as_of; on Citus those of the shards on the workers), audit rows in the last 24 hours and the highest quota use.';
+
+-- An autocommit SELECT on a Citus cluster carries the tenant in its shard
+-- queries (src/citus/carried.rs).
+CREATE FUNCTION tenancy."_tenant_carried"(
+	"tenant" uuid /* pgrx :: Uuid */
+) RETURNS bool /* bool */
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', '_tenant_carried_wrapper';
+COMMENT ON FUNCTION tenancy._tenant_carried(uuid) IS
+    'Internal: the marker that carries the session''s tenant in a Citus shard query; the node that plans the query takes the tenant for the transaction, checked like SET LOCAL. True when the tenant is the session''s.';

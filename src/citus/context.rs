@@ -45,13 +45,24 @@ pub fn init() {
 }
 
 /// Sends the tenant the workers must see, if this statement may reach them
-/// and they have not seen it in this transaction yet.
-fn carry_tenant(citus: Citus) {
+/// and they have not seen it in this transaction yet. `carried_in_plan`:
+/// the statement's shard queries carry the session's tenant themselves
+/// (`carried`), which is enough outside a transaction block.
+fn carry_tenant(citus: Citus, carried_in_plan: Option<[u8; 16]>) {
     // SAFETY: reads backend-global transaction state.
     if !unsafe { pg_sys::IsTransactionState() } {
         return;
     }
     if !citus.in_this_database() || citus.is_internal_backend() {
+        return;
+    }
+    // SAFETY: as above.
+    let autocommit = !unsafe { pg_sys::IsTransactionBlock() };
+    if autocommit
+        && carried_in_plan.is_some()
+        && carried_in_plan == crate::tenant::context::tenant_set()
+        && SENT.with(|s| s.borrow().is_none())
+    {
         return;
     }
     let Some(wanted) = tenant_to_carry().or_else(|| {
@@ -101,10 +112,14 @@ unsafe extern "C-unwind" {
 /// statement (COPY into or out of a distributed table reaches the workers
 /// without the executor).
 #[pg_guard]
-unsafe extern "C-unwind" fn before_statement(utility: *mut pg_sys::PlannedStmt) {
+unsafe extern "C-unwind" fn before_statement(
+    utility: *mut pg_sys::PlannedStmt,
+    plan: *mut pg_sys::PlannedStmt,
+) {
     let Some(citus) = citus() else {
         return;
     };
+    let carried_in_plan = super::carried::take_marked(plan);
     if !utility.is_null() {
         // SAFETY: a planned utility statement PostgreSQL handed the hook.
         let is_copy = unsafe {
@@ -115,14 +130,14 @@ unsafe extern "C-unwind" fn before_statement(utility: *mut pg_sys::PlannedStmt) 
             return;
         }
     }
-    carry_tenant(citus);
+    carry_tenant(citus, carried_in_plan);
 }
 
 unsafe extern "C-unwind" fn executor_start(query: *mut pg_sys::QueryDesc, eflags: i32) {
     // SAFETY: a guarded function; then the chained hook (Citus's, when it is
     // loaded) or the standard executor, with the arguments we were given.
     unsafe {
-        before_statement(std::ptr::null_mut());
+        before_statement(std::ptr::null_mut(), (*query).plannedstmt);
         match PREVIOUS_EXECUTOR_START {
             Some(previous) => previous(query, eflags),
             None => unguarded_standard_executor_start(query, eflags),
@@ -144,7 +159,7 @@ unsafe extern "C-unwind" fn process_utility(
     // SAFETY: as in executor_start; `statement` is never null here.
     unsafe {
         if !statement.is_null() {
-            before_statement(statement);
+            before_statement(statement, std::ptr::null_mut());
         }
         match PREVIOUS_PROCESS_UTILITY {
             Some(previous) => previous(

@@ -3,11 +3,14 @@
 //!
 //! - `context`: the session's tenant reaches every worker a statement touches.
 //! - `prune`: a tenant's queries go to the one shard that holds its rows.
+//! - `carried`: an autocommit SELECT carries the tenant in its shard queries,
+//!   saving the transaction block `context` would need.
 //!
 //! What capabilities need of Citus themselves (is this a worker, where is my
 //! copy of a replicated catalog, making the catalogs workers read reference
 //! tables) is in `common::citus`, below them.
 
+mod carried;
 mod context;
 mod prune;
 
@@ -20,7 +23,8 @@ pgrx::extension_sql_file!(
         "mask_catalog",
         "mask_api",
         tenant::bindings::_cluster_copy_changed,
-        mask::key::_masking_key_changed
+        mask::key::_masking_key_changed,
+        citus::carried::_tenant_carried
     ]
 );
 
@@ -29,4 +33,5 @@ pub fn init() {
     crate::common::citus::init();
     context::init();
     prune::init();
+    carried::init();
 }

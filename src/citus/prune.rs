@@ -16,7 +16,9 @@
 //! JWT claim can change without pg_tenancy seeing it, so those queries go to
 //! every shard, as without pg_tenancy.
 
+use super::carried;
 use crate::common::citus::active;
+use crate::tenant::context::tenant_set;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::cell::{Cell, RefCell};
@@ -25,8 +27,9 @@ use std::collections::HashMap;
 static mut PREVIOUS_PLANNER: pg_sys::planner_hook_type = None;
 
 thread_local! {
-    /// Per table: the tenant column to prune by, or None when it is not an
-    /// isolated table distributed by its tenant column with our policy alone.
+    /// Per table: None when it is not a Citus table, else the tenant column
+    /// to prune by (0 when it is not an isolated table distributed by its
+    /// tenant column with our policy alone).
     static PRUNABLE: RefCell<HashMap<pg_sys::Oid, Option<i16>>> = RefCell::new(HashMap::new());
     /// `=(uuid, uuid)`, looked up once.
     static UUID_EQUAL: Cell<pg_sys::Oid> = const { Cell::new(pg_sys::InvalidOid) };
@@ -74,82 +77,136 @@ unsafe extern "C-unwind" fn planner(
     // SAFETY: a guarded function, then the chained planner (Citus's when it is
     // loaded) or the standard one, with the arguments we were given.
     unsafe {
-        add_tenant_quals(parse);
-        match PREVIOUS_PLANNER {
+        let marked = add_tenant_quals(parse);
+        let plan = match PREVIOUS_PLANNER {
             Some(previous) => previous(parse, query_string, cursor_options, bound_params),
             None => unguarded_standard_planner(parse, query_string, cursor_options, bound_params),
-        }
+        };
+        // After the planning below, which may plan other queries first.
+        carried::remember_plan(plan, if marked { tenant_set() } else { None });
+        plan
     }
 }
 
+/// Adopts a tenant carried in the query (`carried`), then adds the quals.
+/// True when the query is a SELECT whose every Citus table under a policy
+/// got the tenant's marker (`carried`): its shard queries carry the tenant.
 #[pg_guard]
-unsafe extern "C-unwind" fn add_tenant_quals(parse: *mut pg_sys::Query) {
+unsafe extern "C-unwind" fn add_tenant_quals(parse: *mut pg_sys::Query) -> bool {
     let Some(citus) = active() else {
-        return;
+        return false;
     };
+    // SAFETY: the query tree PostgreSQL is about to plan, in a transaction.
+    unsafe { carried::adopt(parse) };
     if citus.is_internal_backend() {
-        return;
+        return false;
     }
-    let Some(tenant) = crate::tenant::context::tenant_set() else {
-        return;
+    let Some(tenant) = tenant_set() else {
+        return false;
+    };
+    let mut walk = Walk {
+        tenant,
+        marker: carried::marker_function(),
+        marked: false,
+        complete: true,
     };
     // SAFETY: the query tree PostgreSQL is about to plan.
-    unsafe { add_to_query(parse, &tenant) };
+    unsafe {
+        walk.add_to_query(parse);
+        let whole_select = (*parse).commandType == pg_sys::CmdType::CMD_SELECT
+            && !(*parse).hasModifyingCTE
+            && (*parse).rowMarks.is_null();
+        walk.marked && walk.complete && whole_select
+    }
 }
 
-/// Adds the quals to `query` and to the queries inside it (subqueries in
-/// FROM, CTEs).
-///
-/// # Safety
-/// `query` is a valid, rewritten query tree.
-unsafe fn add_to_query(query: *mut pg_sys::Query, tenant: &[u8; 16]) {
-    // SAFETY: walking a valid query tree, adding nodes made in the current
-    // memory context (the planner's).
-    unsafe {
-        let command = (*query).commandType;
-        let filters_rows = matches!(
-            command,
-            pg_sys::CmdType::CMD_SELECT | pg_sys::CmdType::CMD_UPDATE | pg_sys::CmdType::CMD_DELETE
-        );
-        let rtable = pgrx::PgList::<pg_sys::RangeTblEntry>::from_pg((*query).rtable);
-        for (index, rte) in rtable.iter_ptr().enumerate() {
-            match (*rte).rtekind {
-                pg_sys::RTEKind::RTE_RELATION
-                    if filters_rows
-                        && !(*rte).securityQuals.is_null()
-                        && !(*query).jointree.is_null() =>
-                {
-                    if let Some(column) = prunable_column((*rte).relid) {
-                        let qual = tenant_equals(index as i32 + 1, column, tenant);
-                        (*(*query).jointree).quals =
-                            pg_sys::make_and_qual((*(*query).jointree).quals, qual.cast());
-                    }
-                }
-                pg_sys::RTEKind::RTE_SUBQUERY if !(*rte).subquery.is_null() => {
-                    add_to_query((*rte).subquery, tenant);
-                }
-                _ => {}
+/// One walk over a query tree adding the tenant's quals.
+struct Walk {
+    tenant: [u8; 16],
+    /// `tenancy._tenant_carried`, when the extension's SQL has it.
+    marker: Option<pg_sys::Oid>,
+    /// Some Citus table got the marker.
+    marked: bool,
+    /// No part of the query can reach a Citus table the walk did not mark:
+    /// sublinks and functions in FROM (which the planner may inline) are
+    /// not walked, so a query with them is not complete.
+    complete: bool,
+}
+
+impl Walk {
+    /// Adds the quals to `query` and to the queries inside it (subqueries in
+    /// FROM, CTEs).
+    ///
+    /// # Safety
+    /// `query` is a valid, rewritten query tree.
+    unsafe fn add_to_query(&mut self, query: *mut pg_sys::Query) {
+        // SAFETY: walking a valid query tree, adding nodes made in the current
+        // memory context (the planner's).
+        unsafe {
+            if (*query).hasSubLinks {
+                self.complete = false;
             }
-        }
-        let ctes = pgrx::PgList::<pg_sys::CommonTableExpr>::from_pg((*query).cteList);
-        for cte in ctes.iter_ptr() {
-            let inner = (*cte).ctequery as *mut pg_sys::Query;
-            if !inner.is_null() && (*inner).type_ == pg_sys::NodeTag::T_Query {
-                add_to_query(inner, tenant);
+            let command = (*query).commandType;
+            let filters_rows = matches!(
+                command,
+                pg_sys::CmdType::CMD_SELECT
+                    | pg_sys::CmdType::CMD_UPDATE
+                    | pg_sys::CmdType::CMD_DELETE
+            );
+            let rtable = pgrx::PgList::<pg_sys::RangeTblEntry>::from_pg((*query).rtable);
+            for (index, rte) in rtable.iter_ptr().enumerate() {
+                match (*rte).rtekind {
+                    pg_sys::RTEKind::RTE_RELATION
+                        if filters_rows
+                            && !(*rte).securityQuals.is_null()
+                            && !(*query).jointree.is_null() =>
+                    {
+                        let Some(column) = citus_column((*rte).relid) else {
+                            continue;
+                        };
+                        let mut quals = (*(*query).jointree).quals;
+                        if column > 0 {
+                            let qual = tenant_equals(index as i32 + 1, column, &self.tenant);
+                            quals = pg_sys::make_and_qual(quals, qual.cast());
+                        }
+                        match self.marker {
+                            Some(function) => {
+                                let qual = carried::marker(function, &self.tenant);
+                                quals = pg_sys::make_and_qual(quals, qual.cast());
+                                self.marked = true;
+                            }
+                            None => self.complete = false,
+                        }
+                        (*(*query).jointree).quals = quals;
+                    }
+                    pg_sys::RTEKind::RTE_SUBQUERY if !(*rte).subquery.is_null() => {
+                        self.add_to_query((*rte).subquery);
+                    }
+                    pg_sys::RTEKind::RTE_FUNCTION | pg_sys::RTEKind::RTE_TABLEFUNC => {
+                        self.complete = false;
+                    }
+                    _ => {}
+                }
+            }
+            let ctes = pgrx::PgList::<pg_sys::CommonTableExpr>::from_pg((*query).cteList);
+            for cte in ctes.iter_ptr() {
+                let inner = (*cte).ctequery as *mut pg_sys::Query;
+                if !inner.is_null() && (*inner).type_ == pg_sys::NodeTag::T_Query {
+                    self.add_to_query(inner);
+                }
             }
         }
     }
 }
 
-/// `Var(rtindex, column) = '<tenant>'::uuid`.
-fn tenant_equals(rtindex: i32, column: i16, tenant: &[u8; 16]) -> *mut pg_sys::Expr {
-    // SAFETY: node constructors in the current memory context; the constant's
-    // 16 bytes are copied into palloc'd memory it points to.
+/// `'<tenant>'::uuid`, made in the current memory context.
+pub fn uuid_constant(tenant: &[u8; 16]) -> *mut pg_sys::Const {
+    // SAFETY: a node constructor in the current memory context; the
+    // constant's 16 bytes are copied into palloc'd memory it points to.
     unsafe {
-        let var = pg_sys::makeVar(rtindex, column, pg_sys::UUIDOID, -1, pg_sys::InvalidOid, 0);
         let bytes = pg_sys::palloc(16) as *mut u8;
         std::ptr::copy_nonoverlapping(tenant.as_ptr(), bytes, 16);
-        let constant = pg_sys::makeConst(
+        pg_sys::makeConst(
             pg_sys::UUIDOID,
             -1,
             pg_sys::InvalidOid,
@@ -157,7 +214,16 @@ fn tenant_equals(rtindex: i32, column: i16, tenant: &[u8; 16]) -> *mut pg_sys::E
             pg_sys::Datum::from(bytes),
             false,
             false,
-        );
+        )
+    }
+}
+
+/// `Var(rtindex, column) = '<tenant>'::uuid`.
+fn tenant_equals(rtindex: i32, column: i16, tenant: &[u8; 16]) -> *mut pg_sys::Expr {
+    // SAFETY: node constructors in the current memory context.
+    unsafe {
+        let var = pg_sys::makeVar(rtindex, column, pg_sys::UUIDOID, -1, pg_sys::InvalidOid, 0);
+        let constant = uuid_constant(tenant);
         pg_sys::make_opclause(
             uuid_equal(),
             pg_sys::BOOLOID,
@@ -182,29 +248,32 @@ fn uuid_equal() -> pg_sys::Oid {
     UUID_EQUAL.get()
 }
 
-/// The tenant column of `relid` when the table is isolated (our policy and
-/// no other permissive one, which would widen it) and hash-distributed by
-/// that column; looked up once per table until its relcache entry changes.
-fn prunable_column(relid: pg_sys::Oid) -> Option<i16> {
+/// For a Citus table, the column to prune by (0 when there is none: not
+/// isolated by us alone, or not hash-distributed by its tenant column); None
+/// for any other table. Looked up once per table until its relcache entry
+/// changes.
+fn citus_column(relid: pg_sys::Oid) -> Option<i16> {
     if let Some(known) = PRUNABLE.with(|p| p.borrow().get(&relid).copied()) {
         return known;
     }
     let column = crate::common::privilege::as_extension_owner(|| {
         crate::common::sql::select_value::<i16>(
-            "SELECT a.attnum
-               FROM tenancy.tenant_tables t
-               JOIN pg_catalog.pg_dist_partition p ON p.logicalrelid OPERATOR(pg_catalog.=) t.tbl
-               JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) t.tbl
-                                              AND a.attname OPERATOR(pg_catalog.=) t.tenant_column
-              WHERE t.tbl OPERATOR(pg_catalog.=) $1::pg_catalog.regclass
-                AND t.isolated
-                AND p.partmethod OPERATOR(pg_catalog.=) 'h'
-                AND pg_catalog.column_to_column_name(p.logicalrelid, p.partkey)
-                    OPERATOR(pg_catalog.=) t.tenant_column::pg_catalog.text
-                AND NOT EXISTS (SELECT FROM pg_catalog.pg_policy o
-                                 WHERE o.polrelid OPERATOR(pg_catalog.=) t.tbl
-                                   AND o.polpermissive
-                                   AND o.polname OPERATOR(pg_catalog.<>) 'tenancy_isolation')",
+            "SELECT coalesce((
+                 SELECT a.attnum
+                   FROM tenancy.tenant_tables t
+                   JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) t.tbl
+                                                  AND a.attname OPERATOR(pg_catalog.=) t.tenant_column
+                  WHERE t.tbl OPERATOR(pg_catalog.=) p.logicalrelid
+                    AND t.isolated
+                    AND p.partmethod OPERATOR(pg_catalog.=) 'h'
+                    AND pg_catalog.column_to_column_name(p.logicalrelid, p.partkey)
+                        OPERATOR(pg_catalog.=) t.tenant_column::pg_catalog.text
+                    AND NOT EXISTS (SELECT FROM pg_catalog.pg_policy o
+                                     WHERE o.polrelid OPERATOR(pg_catalog.=) t.tbl
+                                       AND o.polpermissive
+                                       AND o.polname OPERATOR(pg_catalog.<>) 'tenancy_isolation')), 0)::pg_catalog.int2
+               FROM pg_catalog.pg_dist_partition p
+              WHERE p.logicalrelid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass",
             &[relid.into()],
         )
     });

@@ -134,3 +134,37 @@ SELECT tenancy.set_tenant('00000000-0000-4000-8000-00000000000a');
 SELECT count(*) AS acme_after_set, count(DISTINCT tenant_id) AS tenants FROM orders;
 \c - postgres
 ALTER ROLE app RESET tenancy.tenant_id;
+
+-- An autocommit SELECT carries the tenant in its shard query: a marker the
+-- planner on the worker adopts (checked like SET LOCAL) instead of a
+-- transaction block, so the worker gets one command, no BEGIN or COMMIT.
+\c - app
+SELECT tenancy.set_tenant(:'globex');
+SELECT count(*) AS warm_caches FROM orders;
+SET citus.log_remote_commands = on;
+SET client_min_messages = notice;
+\set VERBOSITY terse
+SELECT count(*) AS globex_orders, count(DISTINCT tenant_id) AS tenants FROM orders;
+\set VERBOSITY default
+RESET client_min_messages;
+RESET citus.log_remote_commands;
+-- Inside a transaction block the tenant still travels as SET LOCAL.
+BEGIN;
+SELECT count(*) AS globex_in_transaction FROM orders;
+COMMIT;
+
+-- On a worker the marker gives a role no more than SET LOCAL would: a
+-- bound role is refused a tenant it is not bound to, two tenants in one
+-- query are an error, and the tenant lasts one transaction.
+\c :coordinator_admin
+SELECT tenancy.bind_role('support', ARRAY[:'acme']::uuid[]);
+\set acme_worker_support 'host=127.0.0.1 port=' :acme_port ' user=support dbname=tenancy_citus'
+\c :acme_worker_support
+SELECT count(*) AS acme_by_marker FROM orders WHERE tenancy._tenant_carried(:'acme');
+SELECT tenancy.current_tenant() IS NULL AS gone_after_the_statement;
+\set VERBOSITY sqlstate
+SELECT count(*) FROM orders WHERE tenancy._tenant_carried(:'globex');
+SELECT count(*) FROM orders WHERE tenancy._tenant_carried(:'acme') AND tenancy._tenant_carried(:'globex');
+\set VERBOSITY default
+\c :coordinator_admin
+SELECT tenancy.unbind_role('support');
