@@ -18,14 +18,13 @@
 use crate::tenant::context::{format_tenant, TENANT_SETTING};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
-use std::cell::Cell;
+use std::ffi::CStr;
 
 thread_local! {
-    /// The marker function's OID, looked up once (cleared when pg_proc changes).
-    static MARKER: Cell<Option<pg_sys::Oid>> = const { Cell::new(None) };
-    /// The statement just planned with every isolated Citus table marked,
-    /// and its tenant: `context` skips the `SET LOCAL` for exactly that plan.
-    static MARKED_PLAN: Cell<Option<(usize, [u8; 16])>> = const { Cell::new(None) };
+    /// OIDs of our functions by name, looked up once (cleared when pg_proc
+    /// changes): InvalidOid while the extension's SQL lacks one.
+    static FUNCTIONS: std::cell::RefCell<std::collections::HashMap<&'static CStr, pg_sys::Oid>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
 }
 
 /// Registers the OID cache's invalidation; called from `_PG_init`.
@@ -34,35 +33,43 @@ pub fn init() {
     unsafe {
         pg_sys::CacheRegisterSyscacheCallback(
             pg_sys::SysCacheIdentifier::PROCOID as i32,
-            Some(forget_marker),
+            Some(forget_functions),
             pg_sys::Datum::from(0),
         );
     }
 }
 
-unsafe extern "C-unwind" fn forget_marker(_arg: pg_sys::Datum, _cache: i32, _hash: u32) {
-    MARKER.set(None);
+unsafe extern "C-unwind" fn forget_functions(_arg: pg_sys::Datum, _cache: i32, _hash: u32) {
+    FUNCTIONS.with(|f| f.borrow_mut().clear());
 }
 
-/// `tenancy._tenant_carried(uuid)`, or None while the extension's SQL lacks
-/// it (an older release before ALTER EXTENSION UPDATE).
+/// `tenancy.<name>` taking `arguments`, or None while the extension's SQL
+/// lacks it (an older release before ALTER EXTENSION UPDATE).
+pub fn our_function(name: &'static CStr, arguments: &[pg_sys::Oid]) -> Option<pg_sys::Oid> {
+    let known = FUNCTIONS.with(|f| f.borrow().get(name).copied());
+    let oid = known.unwrap_or_else(|| {
+        // SAFETY: a catalog lookup by name inside a transaction; the name
+        // list and its strings are palloc'd in the current context.
+        let found = unsafe {
+            let mut qualified = pgrx::PgList::<pg_sys::String>::new();
+            qualified.push(pg_sys::makeString(pg_sys::pstrdup(c"tenancy".as_ptr())));
+            qualified.push(pg_sys::makeString(pg_sys::pstrdup(name.as_ptr())));
+            pg_sys::LookupFuncName(
+                qualified.into_pg(),
+                arguments.len() as i32,
+                arguments.as_ptr(),
+                true,
+            )
+        };
+        FUNCTIONS.with(|f| f.borrow_mut().insert(name, found));
+        found
+    });
+    (oid != pg_sys::InvalidOid).then_some(oid)
+}
+
+/// `tenancy._tenant_carried(uuid)`.
 pub fn marker_function() -> Option<pg_sys::Oid> {
-    if let Some(known) = MARKER.get() {
-        return (known != pg_sys::InvalidOid).then_some(known);
-    }
-    // SAFETY: a catalog lookup by name inside a transaction; the name list
-    // and its strings are palloc'd in the current context.
-    let found = unsafe {
-        let mut name = pgrx::PgList::<pg_sys::String>::new();
-        name.push(pg_sys::makeString(pg_sys::pstrdup(c"tenancy".as_ptr())));
-        name.push(pg_sys::makeString(pg_sys::pstrdup(
-            c"_tenant_carried".as_ptr(),
-        )));
-        let argument = pg_sys::UUIDOID;
-        pg_sys::LookupFuncName(name.into_pg(), 1, &argument, true)
-    };
-    MARKER.set(Some(found));
-    (found != pg_sys::InvalidOid).then_some(found)
+    our_function(c"_tenant_carried", &[pg_sys::UUIDOID])
 }
 
 /// `tenancy._tenant_carried('<tenant>'::uuid)`, a boolean qual.
@@ -87,21 +94,53 @@ pub unsafe fn marker(function: pg_sys::Oid, tenant: &[u8; 16]) -> *mut pg_sys::E
     }
 }
 
-/// Remembers `plan` as planned with every isolated Citus table marked for
-/// `tenant` (None: the plan just made is not).
-pub fn remember_plan(plan: *mut pg_sys::PlannedStmt, tenant: Option<[u8; 16]>) {
-    MARKED_PLAN.set(tenant.map(|t| (plan as usize, t)));
+/// The invalidation item that tags a plan whose every isolated Citus table
+/// carries the marker: the decision travels inside the plan, so it holds for
+/// the copies the plan cache hands out (prepared statements, PL/pgSQL) as
+/// well. PostgreSQL records only function and type dependencies in
+/// `invalItems`, and no invalidation ever names the access-method cache: the
+/// item is never confused with one of PostgreSQL's and never invalidates.
+const TAG_CACHE: i32 = pg_sys::SysCacheIdentifier::AMOID as i32;
+
+/// The tenant, folded into the item's 32 bits (FNV-1a).
+fn tag_hash(tenant: &[u8; 16]) -> u32 {
+    tenant.iter().fold(0x811c_9dc5u32, |hash, byte| {
+        (hash ^ u32::from(*byte)).wrapping_mul(0x0100_0193)
+    })
 }
 
-/// The tenant `plan` carries when it is the statement last planned with
-/// every isolated Citus table marked. Asked once per statement, before it
-/// runs: the answer is forgotten, so a later plan made at the same address
-/// is not taken for it.
-pub fn take_marked(plan: *mut pg_sys::PlannedStmt) -> Option<[u8; 16]> {
-    MARKED_PLAN
-        .take()
-        .filter(|(marked, _)| !plan.is_null() && *marked == plan as usize)
-        .map(|(_, tenant)| tenant)
+/// Tags `plan` as carrying `tenant` in every shard query that needs it.
+///
+/// # Safety
+/// `plan` is the valid plan the planner just made, in the current memory
+/// context.
+pub unsafe fn tag_plan(plan: *mut pg_sys::PlannedStmt, tenant: &[u8; 16]) {
+    // SAFETY: a node made in the current memory context, appended to the
+    // plan's list there.
+    unsafe {
+        let item = pg_sys::palloc0(std::mem::size_of::<pg_sys::PlanInvalItem>())
+            as *mut pg_sys::PlanInvalItem;
+        (*item).type_ = pg_sys::NodeTag::T_PlanInvalItem;
+        (*item).cacheId = TAG_CACHE;
+        (*item).hashValue = tag_hash(tenant);
+        (*plan).invalItems = pg_sys::lappend((*plan).invalItems, item.cast());
+    }
+}
+
+/// Whether `plan` was tagged as carrying `tenant` (`tag_plan`).
+///
+/// # Safety
+/// `plan` is null or a valid plan.
+pub unsafe fn plan_carries(plan: *mut pg_sys::PlannedStmt, tenant: &[u8; 16]) -> bool {
+    if plan.is_null() {
+        return false;
+    }
+    // SAFETY: reading the plan's list of invalidation items.
+    unsafe {
+        pgrx::PgList::<pg_sys::PlanInvalItem>::from_pg((*plan).invalItems)
+            .iter_ptr()
+            .any(|item| (*item).cacheId == TAG_CACHE && (*item).hashValue == tag_hash(tenant))
+    }
 }
 
 /// On the node that runs a query: sets `tenancy.tenant_id` for the
@@ -137,8 +176,11 @@ pub unsafe fn adopt(query: *mut pg_sys::Query) {
     }
 }
 
-/// The tenants named by markers in the WHERE quals of `query` and of the
-/// queries in its FROM and WITH, where the coordinator puts them.
+/// The tenant named by markers in the WHERE quals of `query` and of the
+/// queries in its FROM and WITH, where the coordinator puts them; each
+/// marker becomes `true`: once the tenant is the transaction's, it holds,
+/// and a constant costs nothing where a marker would put a one-time filter
+/// node above the scan, which every row passes through.
 ///
 /// # Safety
 /// `query` is a valid query tree.
@@ -146,7 +188,7 @@ unsafe fn collect(query: *mut pg_sys::Query, function: pg_sys::Oid, found: &mut 
     // SAFETY: reading a valid query tree.
     unsafe {
         if !(*query).jointree.is_null() {
-            collect_qual((*(*query).jointree).quals, function, found);
+            (*(*query).jointree).quals = collect_qual((*(*query).jointree).quals, function, found);
         }
         let rtable = pgrx::PgList::<pg_sys::RangeTblEntry>::from_pg((*query).rtable);
         for rte in rtable.iter_ptr() {
@@ -164,69 +206,86 @@ unsafe fn collect(query: *mut pg_sys::Query, function: pg_sys::Oid, found: &mut 
     }
 }
 
+/// `qual` with the markers in it (alone or ANDed) replaced by `true`.
+///
 /// # Safety
 /// `qual` is null or a valid expression node.
 unsafe fn collect_qual(
     qual: *mut pg_sys::Node,
     function: pg_sys::Oid,
     found: &mut Option<[u8; 16]>,
-) {
+) -> *mut pg_sys::Node {
     if qual.is_null() {
-        return;
+        return qual;
     }
-    // SAFETY: reading a valid expression tree by its node tags.
+    // SAFETY: reading a valid expression tree by its node tags; list cells
+    // are replaced in place by other expression nodes.
     unsafe {
-        match (*qual).type_ {
+        let list = match (*qual).type_ {
             pg_sys::NodeTag::T_BoolExpr
                 if (*(qual as *mut pg_sys::BoolExpr)).boolop == pg_sys::BoolExprType::AND_EXPR =>
             {
-                let arguments =
-                    pgrx::PgList::<pg_sys::Node>::from_pg((*(qual as *mut pg_sys::BoolExpr)).args);
-                for argument in arguments.iter_ptr() {
-                    collect_qual(argument, function, found);
-                }
+                (*(qual as *mut pg_sys::BoolExpr)).args
             }
-            pg_sys::NodeTag::T_List => {
-                let items = pgrx::PgList::<pg_sys::Node>::from_pg(qual as *mut pg_sys::List);
-                for item in items.iter_ptr() {
-                    collect_qual(item, function, found);
-                }
-            }
+            pg_sys::NodeTag::T_List => qual as *mut pg_sys::List,
             pg_sys::NodeTag::T_FuncExpr
                 if (*(qual as *mut pg_sys::FuncExpr)).funcid == function =>
             {
-                let arguments =
-                    pgrx::PgList::<pg_sys::Node>::from_pg((*(qual as *mut pg_sys::FuncExpr)).args);
-                let Some(argument) = arguments.get_ptr(0) else {
-                    return;
-                };
-                if (*argument).type_ != pg_sys::NodeTag::T_Const {
-                    return;
-                }
-                let constant = argument as *mut pg_sys::Const;
-                if (*constant).constisnull {
-                    return;
-                }
-                let bytes = (*constant).constvalue.cast_mut_ptr::<u8>();
-                let mut tenant = [0u8; 16];
-                std::ptr::copy_nonoverlapping(bytes, tenant.as_mut_ptr(), 16);
-                match found {
-                    Some(other) if *other != tenant => {
-                        ereport!(
-                            ERROR,
-                            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                            format!(
-                                "a query names two tenants to run for ({} and {})",
-                                format_tenant(other),
-                                format_tenant(&tenant)
-                            )
-                        );
+                return match marker_tenant(qual as *mut pg_sys::FuncExpr) {
+                    Some(tenant) => {
+                        if let Some(other) = found.filter(|other| *other != tenant) {
+                            ereport!(
+                                ERROR,
+                                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                                format!(
+                                    "a query names two tenants to run for ({} and {})",
+                                    format_tenant(&other),
+                                    format_tenant(&tenant)
+                                )
+                            );
+                        }
+                        *found = Some(tenant);
+                        pg_sys::makeBoolConst(true, false)
                     }
-                    _ => *found = Some(tenant),
-                }
+                    None => qual,
+                };
             }
-            _ => {}
+            _ => return qual,
+        };
+        if !list.is_null() {
+            for index in 0..(*list).length as usize {
+                let cell = (*list).elements.add(index);
+                (*cell).ptr_value =
+                    collect_qual((*cell).ptr_value as *mut pg_sys::Node, function, found).cast();
+            }
         }
+        qual
+    }
+}
+
+/// The tenant a marker names: its argument when that is a constant.
+///
+/// # Safety
+/// `call` is a valid call of the marker function.
+unsafe fn marker_tenant(call: *mut pg_sys::FuncExpr) -> Option<[u8; 16]> {
+    // SAFETY: reading the call's argument list and constant.
+    unsafe {
+        let arguments = pgrx::PgList::<pg_sys::Node>::from_pg((*call).args);
+        let argument = arguments.get_ptr(0)?;
+        if (*argument).type_ != pg_sys::NodeTag::T_Const {
+            return None;
+        }
+        let constant = argument as *mut pg_sys::Const;
+        if (*constant).constisnull {
+            return None;
+        }
+        let mut tenant = [0u8; 16];
+        std::ptr::copy_nonoverlapping(
+            (*constant).constvalue.cast_mut_ptr::<u8>(),
+            tenant.as_mut_ptr(),
+            16,
+        );
+        Some(tenant)
     }
 }
 

@@ -119,7 +119,9 @@ unsafe extern "C-unwind" fn before_statement(
     let Some(citus) = citus() else {
         return;
     };
-    let carried_in_plan = super::carried::take_marked(plan);
+    // SAFETY: the plan PostgreSQL is about to run (or null).
+    let carried_in_plan = crate::tenant::context::tenant_set()
+        .filter(|tenant| unsafe { super::carried::plan_carries(plan, tenant) });
     if !utility.is_null() {
         // SAFETY: a planned utility statement PostgreSQL handed the hook.
         let is_copy = unsafe {

@@ -5,6 +5,8 @@
 //! - `prune`: a tenant's queries go to the one shard that holds its rows.
 //! - `carried`: an autocommit SELECT carries the tenant in its shard queries,
 //!   saving the transaction block `context` would need.
+//! - `policy`: the policy compares with the tenant as a constant, checked
+//!   once per query instead of once per row.
 //!
 //! What capabilities need of Citus themselves (is this a worker, where is my
 //! copy of a replicated catalog, making the catalogs workers read reference
@@ -12,6 +14,7 @@
 
 mod carried;
 mod context;
+mod policy;
 mod prune;
 
 pgrx::extension_sql_file!(

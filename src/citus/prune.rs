@@ -77,32 +77,45 @@ unsafe extern "C-unwind" fn planner(
     // SAFETY: a guarded function, then the chained planner (Citus's when it is
     // loaded) or the standard one, with the arguments we were given.
     unsafe {
-        let marked = add_tenant_quals(parse);
+        let done = add_tenant_quals(parse);
         let plan = match PREVIOUS_PLANNER {
             Some(previous) => previous(parse, query_string, cursor_options, bound_params),
             None => unguarded_standard_planner(parse, query_string, cursor_options, bound_params),
         };
-        // After the planning below, which may plan other queries first.
-        carried::remember_plan(plan, if marked { tenant_set() } else { None });
+        if done != 0 && !plan.is_null() {
+            after_planning(plan, done);
+        }
         plan
     }
 }
 
-/// Adopts a tenant carried in the query (`carried`), then adds the quals.
-/// True when the query is a SELECT whose every Citus table under a policy
-/// got the tenant's marker (`carried`): its shard queries carry the tenant.
+/// What [`add_tenant_quals`] did that the plan must record.
+const MARKED: u8 = 1;
+const CONSTANT_POLICY: u8 = 2;
+
+/// Adopts a tenant carried in the query (`carried`), puts the tenant in the
+/// policy quals as a constant (`policy`), then adds the quals. Returns
+/// [`MARKED`] when the query is a SELECT whose every Citus table under a
+/// policy got the tenant's marker (its shard queries carry the tenant), and
+/// [`CONSTANT_POLICY`] when a policy got the constant.
 #[pg_guard]
-unsafe extern "C-unwind" fn add_tenant_quals(parse: *mut pg_sys::Query) -> bool {
+unsafe extern "C-unwind" fn add_tenant_quals(parse: *mut pg_sys::Query) -> u8 {
     let Some(citus) = active() else {
-        return false;
+        return 0;
     };
     // SAFETY: the query tree PostgreSQL is about to plan, in a transaction.
     unsafe { carried::adopt(parse) };
+    // SAFETY: as above.
+    let done = if unsafe { super::policy::constant_tenant(parse) } {
+        CONSTANT_POLICY
+    } else {
+        0
+    };
     if citus.is_internal_backend() {
-        return false;
+        return done;
     }
     let Some(tenant) = tenant_set() else {
-        return false;
+        return done;
     };
     let mut walk = Walk {
         tenant,
@@ -116,7 +129,27 @@ unsafe extern "C-unwind" fn add_tenant_quals(parse: *mut pg_sys::Query) -> bool 
         let whole_select = (*parse).commandType == pg_sys::CmdType::CMD_SELECT
             && !(*parse).hasModifyingCTE
             && (*parse).rowMarks.is_null();
-        walk.marked && walk.complete && whole_select
+        if walk.marked && walk.complete && whole_select {
+            done | MARKED
+        } else {
+            done
+        }
+    }
+}
+
+/// Records in the plan what [`add_tenant_quals`] did.
+#[pg_guard]
+unsafe extern "C-unwind" fn after_planning(plan: *mut pg_sys::PlannedStmt, done: u8) {
+    // SAFETY: the valid plan just made, in the current memory context.
+    unsafe {
+        if done & MARKED != 0 {
+            if let Some(tenant) = tenant_set() {
+                carried::tag_plan(plan, &tenant);
+            }
+        }
+        if done & CONSTANT_POLICY != 0 {
+            super::policy::depend_on_tenants(plan);
+        }
     }
 }
 

@@ -168,3 +168,32 @@ SELECT count(*) FROM orders WHERE tenancy._tenant_carried(:'acme') AND tenancy._
 \set VERBOSITY default
 \c :coordinator_admin
 SELECT tenancy.unbind_role('support');
+
+-- The policy's tenant is a constant in the plan, so PostgreSQL does not call
+-- current_tenant() once per row; a cached plan is made again when the
+-- tenant, the role or the role's bindings change, checked as at the start.
+CREATE FUNCTION citus_test.bind_support_to_acme_only() RETURNS void
+LANGUAGE sql SECURITY DEFINER AS $$ SELECT tenancy.bind_role('support', ARRAY['00000000-0000-4000-8000-00000000000a']::uuid[]) $$;
+GRANT EXECUTE ON FUNCTION citus_test.bind_support_to_acme_only() TO support;
+CREATE TABLE notes (tenant_id uuid NOT NULL, body text);
+INSERT INTO notes VALUES (:'acme', 'a'), (:'globex', 'g1'), (:'globex', 'g2');
+SELECT tenancy.enable_isolation('notes');
+GRANT SELECT ON notes TO support;
+SELECT tenancy.bind_role('support', ARRAY[:'acme', :'globex']::uuid[]);
+\c - support
+SET plan_cache_mode = force_generic_plan;
+SELECT tenancy.set_tenant(:'globex');
+PREPARE tenant_notes AS SELECT count(*) FROM notes;
+EXECUTE tenant_notes;
+EXPLAIN (COSTS OFF) EXECUTE tenant_notes;
+SELECT tenancy.set_tenant(:'acme');
+EXECUTE tenant_notes;
+SELECT tenancy.set_tenant(:'globex');
+SELECT citus_test.bind_support_to_acme_only();
+\set VERBOSITY sqlstate
+EXECUTE tenant_notes;
+\set VERBOSITY default
+\c :coordinator_admin
+DROP TABLE notes;
+DROP FUNCTION citus_test.bind_support_to_acme_only();
+SELECT tenancy.unbind_role('support');
