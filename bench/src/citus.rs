@@ -62,30 +62,14 @@ fn isolation(cluster: &Bench, report: &mut Report) {
     app.execute("SELECT tenancy.set_tenant($1)", &[&tenant])
         .unwrap();
     let owner_count: i64 = owner.query_one(literal.as_str(), &[]).unwrap().get(0);
-    let app_count: i64 = app
-        .query_one("SELECT count(*) FROM orders", &[])
-        .unwrap()
-        .get(0);
     assert_eq!(owner_count, ROWS / TENANTS);
-    assert_eq!(
-        app_count, owner_count,
-        "the two queries must count the same rows"
-    );
-    let (isolated, baseline) = median_times_interleaved(
-        3,
-        31,
-        || {
-            app.query_one("SELECT count(*) FROM orders", &[]).unwrap();
-        },
-        || {
-            owner.query_one(literal.as_str(), &[]).unwrap();
-        },
-    );
-    report.compare_times(
+    crate::tenants::compare_counts(
+        &mut app,
+        &mut owner,
+        &literal,
+        owner_count,
+        report,
         "citus: isolation, count(*) 1M distributed rows, 1 of 20 tenants",
-        isolated,
-        "literal WHERE as owner",
-        baseline,
         Some(1.10),
     );
     // The same inside a transaction block, as an application behind a

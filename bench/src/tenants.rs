@@ -46,32 +46,14 @@ pub fn isolation_overhead(bench: &Bench, report: &mut Report) {
 
         let owner_count: i64 = owner.query_one(literal.as_str(), &[]).unwrap().get(0);
         assert_eq!(owner_count, ROWS / tenants);
-        // Times the application's policy-filtered count against the owner's
-        // literal one, after checking both count the same rows.
         let mut compare = |app: &mut Client, scenario: String, target: Option<f64>| {
-            let app_count: i64 = app
-                .query_one("SELECT count(*) FROM orders", &[])
-                .unwrap()
-                .get(0);
-            assert_eq!(
-                owner_count, app_count,
-                "the two queries must count the same rows"
-            );
-            let (isolated, baseline) = median_times_interleaved(
-                3,
-                31,
-                || {
-                    app.query_one("SELECT count(*) FROM orders", &[]).unwrap();
-                },
-                || {
-                    owner.query_one(literal.as_str(), &[]).unwrap();
-                },
-            );
-            report.compare_times(
+            compare_counts(
+                app,
+                &mut owner,
+                &literal,
+                owner_count,
+                report,
                 &scenario,
-                isolated,
-                "literal WHERE as owner",
-                baseline,
                 target,
             );
         };
@@ -107,4 +89,43 @@ pub fn isolation_overhead(bench: &Bench, report: &mut Report) {
     admin
         .batch_execute("DROP ROLE IF EXISTS bench_app")
         .unwrap();
+}
+
+/// Times an application role's policy-filtered `count(*)` of `orders`
+/// against the owner's `literal` one (row security off), after checking both
+/// count the same rows, and reports the two side by side.
+pub fn compare_counts(
+    app: &mut Client,
+    owner: &mut Client,
+    literal: &str,
+    owner_count: i64,
+    report: &mut Report,
+    scenario: &str,
+    target: Option<f64>,
+) {
+    let app_count: i64 = app
+        .query_one("SELECT count(*) FROM orders", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        owner_count, app_count,
+        "the two queries must count the same rows"
+    );
+    let (isolated, baseline) = median_times_interleaved(
+        3,
+        31,
+        || {
+            app.query_one("SELECT count(*) FROM orders", &[]).unwrap();
+        },
+        || {
+            owner.query_one(literal, &[]).unwrap();
+        },
+    );
+    report.compare_times(
+        scenario,
+        isolated,
+        "literal WHERE as owner",
+        baseline,
+        target,
+    );
 }

@@ -159,21 +159,9 @@ pub unsafe fn adopt(query: *mut pg_sys::Query) {
     let Some(tenant) = found else {
         return;
     };
-    let value = std::ffi::CString::new(format_tenant(&tenant)).expect("a UUID has no NUL");
-    // SAFETY: a user-settable setting set for the transaction, as SET LOCAL
-    // does; its check hook raises an ERROR when the tenant is refused.
-    unsafe {
-        pg_sys::set_config_option(
-            TENANT_SETTING.as_ptr(),
-            value.as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-            pg_sys::GucAction::GUC_ACTION_LOCAL,
-            true,
-            pg_sys::PGERROR as i32,
-            false,
-        );
-    }
+    // For the transaction, as SET LOCAL: its check hook raises an ERROR when
+    // the tenant is refused.
+    crate::tenant::context::write_setting(TENANT_SETTING, &format_tenant(&tenant), true);
 }
 
 /// The tenant named by markers in the WHERE quals of `query` and of the

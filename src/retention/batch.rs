@@ -33,6 +33,15 @@ pub struct Progress {
     pub reached: Option<TimestampWithTimeZone>,
 }
 
+impl Progress {
+    /// A batch that found nothing due.
+    const NOTHING: Progress = Progress {
+        handled: 0,
+        found: 0,
+        reached: None,
+    };
+}
+
 /// Selects the oldest due rows, grouped per partition (a plain table is its
 /// own only group) and, for a registered table, per tenant: `(leaf OID, ctids as
 /// an array literal, oldest and newest time as literals, newest time, count,
@@ -234,11 +243,7 @@ pub fn run(
                             .collect::<std::result::Result<_, pgrx::spi::Error>>()
                     })
                 })?;
-                let mut progress = Progress {
-                    handled: 0,
-                    found: 0,
-                    reached: None,
-                };
+                let mut progress = Progress::NOTHING;
                 for group in groups {
                     let sql = match &archive {
                         Some(archive) => {
@@ -319,22 +324,13 @@ fn anonymize(
         )
     });
     let position = position.unwrap_or_else(TimestampWithTimeZone::negative_infinity);
-    let Some(Window { bound, groups }) =
-        next_window(policy, &name, time, &context, position, cutoff)?
+    let Some((progress, bound)) =
+        each_tenant_in_window(policy, &name, time, &context, position, cutoff, |filter| {
+            (anonymizer.rewrite)(table, filter)
+        })?
     else {
-        return Ok(Progress {
-            handled: 0,
-            found: 0,
-            reached: None,
-        });
+        return Ok(Progress::NOTHING);
     };
-    let due: i64 = groups.iter().map(|(_, rows)| rows).sum();
-    let mut handled = 0i64;
-    for (tenant, _) in groups {
-        let of_tenant = context.tenant_name.as_deref().zip(tenant);
-        let filter = anonymize_filter(&policy.time_column, position, bound, cutoff, of_tenant);
-        handled += context.write(tenant, || (anonymizer.rewrite)(table, &filter))?;
-    }
     // The position moves in the batch's own transaction: rows are rewritten once.
     as_extension_owner(|| {
         Spi::run_with_args(
@@ -343,11 +339,39 @@ fn anonymize(
         )
     })
     .expect("moving the anonymize position failed");
-    Ok(Progress {
+    Ok(progress)
+}
+
+/// Runs `per_tenant` once for each tenant with rows in the next window
+/// after `after` (`next_window`), as that tenant, with the filter of its
+/// rows. The batch's progress and the window's bound; None when no row is
+/// due.
+fn each_tenant_in_window(
+    policy: &Policy,
+    name: &str,
+    time: &str,
+    context: &Context,
+    after: TimestampWithTimeZone,
+    cutoff: TimestampWithTimeZone,
+    mut per_tenant: impl FnMut(&RowFilter) -> Result<i64>,
+) -> Result<Option<(Progress, TimestampWithTimeZone)>> {
+    let Some(Window { bound, groups }) = next_window(policy, name, time, context, after, cutoff)?
+    else {
+        return Ok(None);
+    };
+    let due: i64 = groups.iter().map(|(_, rows)| rows).sum();
+    let mut handled = 0i64;
+    for (tenant, _) in groups {
+        let of_tenant = context.tenant_name.as_deref().zip(tenant);
+        let filter = anonymize_filter(&policy.time_column, after, bound, cutoff, of_tenant);
+        handled += context.write(tenant, || per_tenant(&filter))?;
+    }
+    let progress = Progress {
         handled,
         found: due.max(handled),
         reached: Some(bound),
-    })
+    };
+    Ok(Some((progress, bound)))
 }
 
 /// A batch chosen by time: every due row after a position up to `bound`
@@ -417,19 +441,7 @@ fn run_windowed(
 ) -> Result<Progress> {
     let name = table.qualified_name();
     let context = Context::of(table);
-    let Some(Window { bound, groups }) = next_window(policy, &name, time, &context, after, cutoff)?
-    else {
-        return Ok(Progress {
-            handled: 0,
-            found: 0,
-            reached: None,
-        });
-    };
-    let due: i64 = groups.iter().map(|(_, rows)| rows).sum();
-    let mut handled = 0i64;
-    for (tenant, _) in groups {
-        let of_tenant = context.tenant_name.as_deref().zip(tenant);
-        let filter = anonymize_filter(&policy.time_column, after, bound, cutoff, of_tenant);
+    let windowed = each_tenant_in_window(policy, &name, time, &context, after, cutoff, |filter| {
         let condition = filter.sql(1);
         let sql = match archive {
             Some(archive) => {
@@ -441,23 +453,16 @@ fn run_windowed(
             }
             None => format!("DELETE FROM {name} WHERE {condition}"),
         };
-        handled += context
-            .write(tenant, || {
-                Spi::connect_mut(|client| {
-                    client
-                        .update(&sql, None, &filter.values())
-                        .map(|t| t.len() as i64)
-                })
-            })
-            .map_err(|e| {
-                error::not_in_prerequisite_state(format!("retention batch on {name} failed: {e}"))
-            })?;
-    }
-    Ok(Progress {
-        handled,
-        found: due.max(handled),
-        reached: Some(bound),
-    })
+        Spi::connect_mut(|client| {
+            client
+                .update(&sql, None, &filter.values())
+                .map(|t| t.len() as i64)
+        })
+        .map_err(|e| {
+            error::not_in_prerequisite_state(format!("retention batch on {name} failed: {e}"))
+        })
+    })?;
+    Ok(windowed.map_or(Progress::NOTHING, |(progress, _)| progress))
 }
 
 #[cfg(test)]
