@@ -116,6 +116,12 @@ unsafe extern "C-unwind" fn before_statement(
     utility: *mut pg_sys::PlannedStmt,
     plan: *mut pg_sys::PlannedStmt,
 ) {
+    // A parallel worker runs its part of the leader's statement, whose
+    // tenant the leader has sent; a setting cannot change there anyway.
+    // SAFETY: reads backend-global state.
+    if unsafe { pg_sys::ParallelWorkerNumber >= 0 || pg_sys::IsInParallelMode() } {
+        return;
+    }
     let Some(citus) = citus() else {
         return;
     };

@@ -24,13 +24,22 @@ use pgrx::prelude::*;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
+/// What the walk needs to know of a Citus table: the column to prune by (0
+/// when it is not an isolated table distributed by its tenant column with
+/// our policy alone).
+#[derive(Clone, Copy)]
+struct CitusTable {
+    tenant_column: i16,
+}
+
 static mut PREVIOUS_PLANNER: pg_sys::planner_hook_type = None;
 
 thread_local! {
-    /// Per table: None when it is not a Citus table, else the tenant column
-    /// to prune by (0 when it is not an isolated table distributed by its
-    /// tenant column with our policy alone).
-    static PRUNABLE: RefCell<HashMap<pg_sys::Oid, Option<i16>>> = RefCell::new(HashMap::new());
+    /// Per table: None when it is not a Citus table.
+    static PRUNABLE: RefCell<HashMap<pg_sys::Oid, Option<CitusTable>>> = RefCell::new(HashMap::new());
+    /// [`citus_table`] is querying the catalogs: the planning of its own
+    /// query must not look up its tables again.
+    static LOOKING_UP: Cell<bool> = const { Cell::new(false) };
     /// `=(uuid, uuid)`, looked up once.
     static UUID_EQUAL: Cell<pg_sys::Oid> = const { Cell::new(pg_sys::InvalidOid) };
 }
@@ -166,6 +175,76 @@ struct Walk {
     complete: bool,
 }
 
+/// Where a table's tenant qual can go without changing the query's result.
+#[derive(Clone, Copy)]
+enum QualPlace {
+    /// The query's WHERE: the table is on no nullable side of an outer join.
+    Where,
+    /// The ON clause of this outer join, the nearest one the table is on the
+    /// nullable side of: in WHERE the qual would drop the join's
+    /// null-extended rows (a LEFT JOIN would become an inner one), while in
+    /// ON it only drops other tenants' rows, as the policy does below.
+    On(*mut pg_sys::JoinExpr),
+    /// Under a FULL JOIN: a qual in its ON would keep other tenants' rows as
+    /// unmatched ones, so the table gets none (and no pruning).
+    Nowhere,
+}
+
+/// For each range-table index of `query`'s join tree, where its qual goes.
+///
+/// # Safety
+/// `query` is a valid query tree.
+unsafe fn qual_places(query: *mut pg_sys::Query) -> HashMap<i32, QualPlace> {
+    let mut places = HashMap::new();
+    // SAFETY: as the caller promised.
+    unsafe { place_node((*query).jointree.cast(), QualPlace::Where, &mut places) };
+    places
+}
+
+/// # Safety
+/// `node` is null or a valid join-tree node.
+unsafe fn place_node(
+    node: *mut pg_sys::Node,
+    place: QualPlace,
+    places: &mut HashMap<i32, QualPlace>,
+) {
+    if node.is_null() {
+        return;
+    }
+    // SAFETY: reading join-tree nodes by their tags.
+    unsafe {
+        match (*node).type_ {
+            pg_sys::NodeTag::T_RangeTblRef => {
+                places.insert((*(node as *mut pg_sys::RangeTblRef)).rtindex, place);
+            }
+            pg_sys::NodeTag::T_FromExpr => {
+                let from = node as *mut pg_sys::FromExpr;
+                let items = pgrx::PgList::<pg_sys::Node>::from_pg((*from).fromlist);
+                for item in items.iter_ptr() {
+                    place_node(item, place, places);
+                }
+            }
+            pg_sys::NodeTag::T_JoinExpr => {
+                let join = node as *mut pg_sys::JoinExpr;
+                let nullable_here = QualPlace::On(join);
+                let (left, right) = match (place, (*join).jointype) {
+                    (QualPlace::Nowhere, _) | (_, pg_sys::JoinType::JOIN_FULL) => {
+                        (QualPlace::Nowhere, QualPlace::Nowhere)
+                    }
+                    (_, pg_sys::JoinType::JOIN_LEFT) => (place, nullable_here),
+                    (_, pg_sys::JoinType::JOIN_RIGHT) => (nullable_here, place),
+                    _ => (place, place),
+                };
+                place_node((*join).larg, left, places);
+                place_node((*join).rarg, right, places);
+                // A join's own index names the join, not a table.
+                places.insert((*join).rtindex, QualPlace::Nowhere);
+            }
+            _ => {}
+        }
+    }
+}
+
 impl Walk {
     /// Adds the quals to `query` and to the queries inside it (subqueries in
     /// FROM, CTEs).
@@ -186,31 +265,59 @@ impl Walk {
                     | pg_sys::CmdType::CMD_UPDATE
                     | pg_sys::CmdType::CMD_DELETE
             );
+            let places = if filters_rows && !(*query).jointree.is_null() {
+                qual_places(query)
+            } else {
+                HashMap::new()
+            };
             let rtable = pgrx::PgList::<pg_sys::RangeTblEntry>::from_pg((*query).rtable);
             for (index, rte) in rtable.iter_ptr().enumerate() {
+                let rtindex = index as i32 + 1;
                 match (*rte).rtekind {
                     pg_sys::RTEKind::RTE_RELATION
-                        if filters_rows
-                            && !(*rte).securityQuals.is_null()
-                            && !(*query).jointree.is_null() =>
+                        if filters_rows && !(*query).jointree.is_null() =>
                     {
-                        let Some(column) = citus_column((*rte).relid) else {
+                        if (*rte).securityQuals.is_null() {
+                            // Read by a role the policy does not apply to on
+                            // this node (a view's owner): on the workers the
+                            // shard is read by the session's role, which needs
+                            // the tenant sent.
+                            if row_security((*rte).relid) && citus_table((*rte).relid).is_some() {
+                                self.complete = false;
+                            }
+                            continue;
+                        }
+                        let Some(table) = citus_table((*rte).relid) else {
                             continue;
                         };
-                        let mut quals = (*(*query).jointree).quals;
-                        if column > 0 {
-                            let qual = tenant_equals(index as i32 + 1, column, &self.tenant);
-                            quals = pg_sys::make_and_qual(quals, qual.cast());
+                        let place = places.get(&rtindex).copied().unwrap_or(QualPlace::Nowhere);
+                        if table.tenant_column > 0 {
+                            let qual = tenant_equals(rtindex, table.tenant_column, &self.tenant);
+                            match place {
+                                QualPlace::Where => {
+                                    let quals = (*(*query).jointree).quals;
+                                    (*(*query).jointree).quals =
+                                        pg_sys::make_and_qual(quals, qual.cast());
+                                }
+                                QualPlace::On(join) => {
+                                    (*join).quals =
+                                        pg_sys::make_and_qual((*join).quals, qual.cast());
+                                }
+                                QualPlace::Nowhere => {}
+                            }
                         }
-                        match self.marker {
-                            Some(function) => {
+                        // The marker is a qual on no column: in WHERE it
+                        // changes no row, wherever the table is.
+                        match (self.marker, place) {
+                            (Some(function), QualPlace::Where | QualPlace::On(_)) => {
+                                let quals = (*(*query).jointree).quals;
                                 let qual = carried::marker(function, &self.tenant);
-                                quals = pg_sys::make_and_qual(quals, qual.cast());
+                                (*(*query).jointree).quals =
+                                    pg_sys::make_and_qual(quals, qual.cast());
                                 self.marked = true;
                             }
-                            None => self.complete = false,
+                            _ => self.complete = false,
                         }
-                        (*(*query).jointree).quals = quals;
                     }
                     pg_sys::RTEKind::RTE_SUBQUERY if !(*rte).subquery.is_null() => {
                         self.add_to_query((*rte).subquery);
@@ -269,6 +376,22 @@ fn tenant_equals(rtindex: i32, column: i16, tenant: &[u8; 16]) -> *mut pg_sys::E
     }
 }
 
+/// Row-level security is enabled on the table (from its relcache entry: no
+/// query).
+fn row_security(relid: pg_sys::Oid) -> bool {
+    // SAFETY: opens and closes the relcache entry of a table the query names
+    // (and so has locked), inside a transaction.
+    unsafe {
+        let relation = pg_sys::RelationIdGetRelation(relid);
+        if relation.is_null() {
+            return false;
+        }
+        let enabled = (*(*relation).rd_rel).relrowsecurity;
+        pg_sys::RelationClose(relation);
+        enabled
+    }
+}
+
 fn uuid_equal() -> pg_sys::Oid {
     if UUID_EQUAL.get() == pg_sys::InvalidOid {
         let found = crate::common::sql::select_value::<pg_sys::Oid>(
@@ -281,15 +404,24 @@ fn uuid_equal() -> pg_sys::Oid {
     UUID_EQUAL.get()
 }
 
-/// For a Citus table, the column to prune by (0 when there is none: not
-/// isolated by us alone, or not hash-distributed by its tenant column); None
-/// for any other table. Looked up once per table until its relcache entry
-/// changes.
-fn citus_column(relid: pg_sys::Oid) -> Option<i16> {
+/// For a Citus table, what the walk needs; None for any other table. Looked
+/// up once per table until its relcache entry changes.
+fn citus_table(relid: pg_sys::Oid) -> Option<CitusTable> {
     if let Some(known) = PRUNABLE.with(|p| p.borrow().get(&relid).copied()) {
         return known;
     }
-    let column = crate::common::privilege::as_extension_owner(|| {
+    if LOOKING_UP.replace(true) {
+        return None;
+    }
+    /// Clears [`LOOKING_UP`] however the lookup ends (an error unwinds).
+    struct Done;
+    impl Drop for Done {
+        fn drop(&mut self) {
+            LOOKING_UP.set(false);
+        }
+    }
+    let _done = Done;
+    let found = crate::common::privilege::as_extension_owner(|| {
         crate::common::sql::select_value::<i16>(
             "SELECT coalesce((
                  SELECT a.attnum
@@ -309,7 +441,8 @@ fn citus_column(relid: pg_sys::Oid) -> Option<i16> {
               WHERE p.logicalrelid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass",
             &[relid.into()],
         )
-    });
-    PRUNABLE.with(|p| p.borrow_mut().insert(relid, column));
-    column
+    })
+    .map(|tenant_column| CitusTable { tenant_column });
+    PRUNABLE.with(|p| p.borrow_mut().insert(relid, found));
+    found
 }

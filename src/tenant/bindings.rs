@@ -120,6 +120,12 @@ fn on_relcache(relid: pg_sys::Oid) {
 #[pg_guard]
 unsafe extern "C-unwind" fn on_syscache(_arg: pg_sys::Datum, _cache: i32, _hash: u32) {
     invalidate();
+    // A plan with the tenant as a constant (`citus::policy`) holds only while
+    // the roles may act for it; PostgreSQL replans on a change of role, not
+    // on a change of what a role is a member of. Role changes are rare, and
+    // marking every plan stale reads no catalog, as a callback must not.
+    // SAFETY: flags the backend's cached plans; allowed in an invalidation callback.
+    unsafe { pg_sys::ResetPlanCache() };
 }
 
 /// Registers the invalidation callbacks; called from `_PG_init`.

@@ -21,6 +21,21 @@ SELECT count(*) AS lines, count(DISTINCT o.tenant_id) AS tenants
 SELECT count(*) AS products, count(DISTINCT p.tenant_id) AS tenants
   FROM orders o JOIN products p ON p.tenant_id = o.tenant_id WHERE o.id <= 2;
 SELECT count(*) AS priced FROM orders o CROSS JOIN currencies c WHERE o.id = 1;
+-- Outer joins keep their null-extended rows: the tenant's filter for a table
+-- on the nullable side goes into that join's ON clause, not into WHERE (half
+-- of the orders have a matching line here).
+SELECT count(*) AS orders, count(i.order_id) AS with_line
+  FROM orders o LEFT JOIN order_items i
+    ON i.tenant_id = o.tenant_id AND i.order_id = o.id AND i.line = 1 AND i.order_id % 2 = 0;
+SELECT count(*) AS orders, count(i.order_id) AS with_line
+  FROM order_items i RIGHT JOIN orders o
+    ON i.tenant_id = o.tenant_id AND i.order_id = o.id AND i.line = 1 AND i.order_id % 2 = 0;
+SELECT count(*) AS rows, count(o.id) AS with_order, count(i.order_id) AS with_line
+  FROM (SELECT * FROM orders WHERE id % 2 = 0) o FULL JOIN order_items i
+    ON i.tenant_id = o.tenant_id AND i.order_id = o.id AND i.line = 1;
+SELECT count(*) AS orders, count(p.sku) AS with_product, count(DISTINCT o.tenant_id) AS tenants
+  FROM orders o LEFT JOIN (order_items i JOIN products p ON p.tenant_id = i.tenant_id)
+    ON i.tenant_id = o.tenant_id AND i.order_id = o.id AND false;
 -- A query naming another tenant finds nothing.
 SELECT count(*) AS globex_rows FROM orders WHERE tenant_id = :'globex';
 
@@ -194,6 +209,38 @@ SELECT citus_test.bind_support_to_acme_only();
 EXECUTE tenant_notes;
 \set VERBOSITY default
 \c :coordinator_admin
-DROP TABLE notes;
-DROP FUNCTION citus_test.bind_support_to_acme_only();
 SELECT tenancy.unbind_role('support');
+-- ... and when the role joins a bound group: membership changes make the
+-- plans again too.
+CREATE ROLE acme_staff NOLOGIN;
+SELECT tenancy.bind_role('acme_staff', ARRAY[:'acme']::uuid[]);
+CREATE FUNCTION citus_test.make_support_acme_staff() RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER AS $$ BEGIN EXECUTE 'GRANT acme_staff TO support'; END $$;
+GRANT EXECUTE ON FUNCTION citus_test.make_support_acme_staff() TO support;
+\c - support
+SET plan_cache_mode = force_generic_plan;
+SELECT tenancy.set_tenant(:'globex');
+PREPARE tenant_notes AS SELECT count(*) FROM notes;
+EXECUTE tenant_notes;
+SELECT citus_test.make_support_acme_staff();
+\set VERBOSITY sqlstate
+EXECUTE tenant_notes;
+\set VERBOSITY default
+\c :coordinator_admin
+REVOKE acme_staff FROM support;
+SELECT tenancy.unbind_role('acme_staff');
+DROP ROLE acme_staff;
+-- A view over a distributed table, owned by a role the policy does not apply
+-- to: the workers read the shards as the session's role, under the policy,
+-- so the view shows the session's tenant (on one node it shows every one).
+CREATE VIEW all_orders AS SELECT tenant_id, id FROM orders;
+GRANT SELECT ON all_orders TO app;
+\c - app
+SELECT tenancy.set_tenant(:'globex');
+SELECT count(*) AS via_view, count(DISTINCT tenant_id) AS tenants FROM all_orders;
+SELECT count(*) AS joined, count(DISTINCT v.tenant_id) AS tenants
+  FROM orders o JOIN all_orders v ON v.tenant_id = o.tenant_id AND v.id = o.id;
+\c - postgres
+DROP VIEW all_orders;
+DROP TABLE notes;
+DROP FUNCTION citus_test.bind_support_to_acme_only(), citus_test.make_support_acme_staff();
