@@ -35,6 +35,7 @@ WORKER1_PORT=$worker1 WORKER2_PORT=$worker2 \
 HALT_WORKER2="$here/scripts/cluster.sh halt citus_worker2" \
 PGBENCH="$bindir/pgbench -h $host -p $coordinator -U $user tenancy_citus" \
 CONSUME_SCRIPT="$here/tests/citus/consume.pgbench" \
+TICKET_SCRIPT="$here/tests/citus/ticket.pgbench" \
 RESTART_WORKER2="$here/scripts/cluster.sh restart citus_worker2" \
 "$pgxs_dir/src/test/regress/pg_regress" \
     --bindir="$bindir" --host="$host" --port="$coordinator" --user="$user" \

@@ -225,10 +225,11 @@ pub fn local_copy(table: &CStr) -> String {
 // the conversion only), so each node forgets what it cached.
 
 /// The replicated catalogs, in schema tenancy.
-const CATALOGS: [&str; 3] = [
+const CATALOGS: [&str; 4] = [
     "cluster_tenants",
     "cluster_role_bindings",
     "cluster_masking_key",
+    "cluster_quota_limits",
 ];
 
 thread_local! {

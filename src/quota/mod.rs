@@ -2,6 +2,7 @@
 //! exact `consume` under any concurrency, row quotas and storage measurement.
 
 pub mod api;
+mod cluster;
 mod ledger;
 pub mod period;
 mod row_quota;
@@ -21,6 +22,11 @@ pgrx::extension_sql_file!(
     "../../sql/quota_catalog.sql",
     name = "quota_catalog",
     requires = ["tenant_catalog"]
+);
+pgrx::extension_sql_file!(
+    "../../sql/quota_cluster.sql",
+    name = "quota_cluster",
+    requires = ["quota_catalog", "tenant_catalog"]
 );
 pgrx::extension_sql_file!(
     "../../sql/quota_api.sql",
@@ -51,6 +57,7 @@ pgrx::extension_sql_file!(
 pub fn init() {
     usage::init();
     terms::init();
+    cluster::init();
     crate::common::hooks::on_child_attached(row_quota::child_attached);
     crate::common::hooks::on_tenant_purged(reset_tenant_usage);
 }

@@ -6,6 +6,7 @@
 //! INSERT that would cross the limit fails whole. A row trigger, which fires
 //! only when the tenant column really changes, moves rows between tenants.
 
+use super::cluster::{self, Counters};
 use super::ledger::Key;
 use super::terms;
 use super::usage;
@@ -72,11 +73,13 @@ fn move_trigger(qualified_table: &str, resource: &str, tenant_column: &str) -> D
 /// of a table whose rows count against a resource gets the statement triggers.
 pub fn child_attached(event: &crate::common::hooks::ChildAttached) {
     if let Some((resource, column)) = configuration(RegClass(event.parent)) {
-        triggers::create_for_partition(&triggers::create_sql(statement_triggers(
-            event.child,
-            &resource,
-            &column,
-        )));
+        cluster::creating_triggers(event.parent, || {
+            triggers::create_for_partition(&triggers::create_sql(statement_triggers(
+                event.child,
+                &resource,
+                &column,
+            )))
+        });
     }
 }
 
@@ -127,7 +130,10 @@ unsafe fn count_by_tenant(
 
 /// Takes `rows` units per tenant (in tenant order, so concurrent statements
 /// lock counters in the same order), raising 53400 if any does not fit.
-fn take(resource: &str, counts: &BTreeMap<[u8; 16], i64>) {
+fn take(counters: &Counters, resource: &str, counts: &BTreeMap<[u8; 16], i64>) {
+    if let Counters::Shard(counter) = counters {
+        return cluster::take_in_shard(counter, resource, counts);
+    }
     for (tenant, rows) in counts {
         let key = Key {
             tenant: *tenant,
@@ -140,7 +146,10 @@ fn take(resource: &str, counts: &BTreeMap<[u8; 16], i64>) {
     }
 }
 
-fn give_back(resource: &str, counts: &BTreeMap<[u8; 16], i64>) {
+fn give_back(counters: &Counters, resource: &str, counts: &BTreeMap<[u8; 16], i64>) {
+    if let Counters::Shard(counter) = counters {
+        return cluster::give_back_in_shard(counter, resource, counts);
+    }
     for (tenant, rows) in counts {
         let key = Key {
             tenant: *tenant,
@@ -194,17 +203,24 @@ fn _row_quota_statement<'a>(
     unsafe {
         let relation = data.tg_relation;
         let tupdesc = (*relation).rd_att;
+        let counters = cluster::counters_of((*relation).rd_id);
         if pgrx::trigger_support::trigger_fired_by_truncate(event) {
-            give_back(&resource, &count_table_rows((*relation).rd_id, &column));
+            give_back(
+                &counters,
+                &resource,
+                &count_table_rows((*relation).rd_id, &column),
+            );
         } else {
             let index = column_index(tupdesc, &column);
             if pgrx::trigger_support::trigger_fired_by_insert(event) {
                 take(
+                    &counters,
                     &resource,
                     &count_by_tenant(data.tg_newtable, tupdesc, index),
                 );
             } else if pgrx::trigger_support::trigger_fired_by_delete(event) {
                 give_back(
+                    &counters,
                     &resource,
                     &count_by_tenant(data.tg_oldtable, tupdesc, index),
                 );
@@ -227,11 +243,12 @@ fn _row_quota_move<'a>(
     };
     let old = tenant_of(trigger.old());
     let new = tenant_of(trigger.new());
+    let counters = cluster::counters_of(trigger.relation().expect("a trigger relation").oid());
     if let Some(tenant) = new {
-        take(&resource, &BTreeMap::from([(tenant, 1)]));
+        take(&counters, &resource, &BTreeMap::from([(tenant, 1)]));
     }
     if let Some(tenant) = old {
-        give_back(&resource, &BTreeMap::from([(tenant, 1)]));
+        give_back(&counters, &resource, &BTreeMap::from([(tenant, 1)]));
     }
     Ok(None)
 }
@@ -270,6 +287,16 @@ fn recount(resource: &str) -> error::Result<()> {
             &[resource.into()],
         )
     });
+    if counts_on_cluster(resource) {
+        for (tenant, rows) in cluster::recount(resource, &tables) {
+            let key = Key {
+                tenant,
+                resource: resource.to_owned(),
+            };
+            over_limit_notice(&key, rows)?;
+        }
+        return Ok(());
+    }
     let mut union = Vec::new();
     for (table, column) in &tables {
         union.push(format!(
@@ -308,15 +335,38 @@ fn recount(resource: &str) -> error::Result<()> {
             resource: resource.to_owned(),
         };
         usage::set_used(&key, rows)?;
-        if let Some(limit) = terms::terms_of(&key)?.limit {
-            if rows > limit {
-                error::notice(format!(
-                    "tenant {tenant} already has {rows} rows counting against \"{resource}\", over its limit of {limit}; its inserts fail until rows are deleted"
-                ));
-            }
+        over_limit_notice(&key, rows)?;
+    }
+    Ok(())
+}
+
+/// A NOTICE when a tenant's counted rows are already over its limit.
+fn over_limit_notice(key: &Key, rows: i64) -> error::Result<()> {
+    if let Some(limit) = terms::terms_of(key)?.limit {
+        if rows > limit {
+            error::notice(format!(
+                "tenant {} already has {rows} rows counting against \"{}\", over its limit of {limit}; its inserts fail until rows are deleted",
+                crate::tenant::context::format_tenant(&key.tenant),
+                key.resource
+            ));
         }
     }
     Ok(())
+}
+
+/// Whether rows counting against `resource` are in Citus tables (whose
+/// counters are `tenancy.cluster_row_usage`, not `tenancy.quota_usage`).
+fn counts_on_cluster(resource: &str) -> bool {
+    crate::common::citus::active().is_some()
+        && as_extension_owner(|| {
+            select_value::<bool>(
+                "SELECT EXISTS (SELECT FROM tenancy.row_quotas q
+                                  JOIN pg_catalog.pg_dist_partition p ON p.logicalrelid = q.tbl
+                                 WHERE q.resource = $1)",
+                &[resource.into()],
+            )
+        })
+        .unwrap_or(false)
 }
 
 /// Makes `tbl`'s rows count against `resource` for their tenant: existing rows
@@ -324,14 +374,6 @@ fn recount(resource: &str) -> error::Result<()> {
 /// TRUNCATE give units back, and moving a row to another tenant moves its unit.
 pub fn enforce(tbl: RegClass, resource: &str) -> error::Result<()> {
     let table = Relation::owned_table(tbl)?;
-    // The counting triggers would fire on the workers' shards (on every
-    // placement of a reference table), where the coordinator's counters are
-    // not: refused until row quotas count there.
-    crate::common::citus::refuse_citus_table(
-        table.oid,
-        &table.qualified_name(),
-        "tenancy.enforce_row_quota()",
-    )?;
     let registration = crate::tenant::registry::registration(&table).ok_or_else(|| {
         error::not_in_prerequisite_state(format!(
             "table {} is not registered with pg_tenancy",
@@ -363,8 +405,10 @@ pub fn enforce(tbl: RegClass, resource: &str) -> error::Result<()> {
                 "rows of table {} already count against \"{resource}\"",
                 table.qualified_name()
             ));
-            triggers::install(&table, |q| {
-                statement_triggers(q, resource, &registration.tenant_column)
+            cluster::creating_triggers(table.oid, || {
+                triggers::install(&table, |q| {
+                    statement_triggers(q, resource, &registration.tenant_column)
+                })
             });
             return Ok(());
         }
@@ -384,6 +428,20 @@ pub fn enforce(tbl: RegClass, resource: &str) -> error::Result<()> {
     ))
     .expect("locking the table failed");
     let column = registration.tenant_column;
+    // On Citus the rows are counted where they land (`cluster`); a resource
+    // is counted either there or in this node's counters, not both.
+    let on_cluster = crate::common::citus::table_kind(table.oid).is_some();
+    if on_cluster {
+        cluster::prepare_table(&table, &column)?;
+    }
+    if counting_table(resource).is_some() && counts_on_cluster(resource) != on_cluster {
+        return Err(error::feature_not_supported(format!(
+            "rows of \"{resource}\" are counted in {} tables already; rows of {} cannot join them",
+            if on_cluster { "local" } else { "Citus" },
+            table.qualified_name()
+        ))
+        .set_hint("Count them against a resource of their own."));
+    }
     install_all_triggers(&table, resource, &column);
     as_extension_owner(|| {
         Spi::run_with_args(
@@ -404,7 +462,9 @@ pub fn cover_partitions(tbl: RegClass) -> error::Result<()> {
     let Some((resource, column)) = configuration(tbl) else {
         return Ok(());
     };
-    if triggers::install(&table, |q| statement_triggers(q, &resource, &column)) {
+    if cluster::creating_triggers(table.oid, || {
+        triggers::install(&table, |q| statement_triggers(q, &resource, &column))
+    }) {
         recount(&resource)?;
     }
     Ok(())
@@ -418,7 +478,7 @@ pub fn follow_rename(tbl: RegClass) -> error::Result<()> {
     let Some((resource, column)) = configuration(tbl) else {
         return Ok(());
     };
-    triggers::drop_all(&table, TRIGGER_PREFIX);
+    cluster::creating_triggers(table.oid, || triggers::drop_all(&table, TRIGGER_PREFIX));
     install_all_triggers(&table, &resource, &column);
     Ok(())
 }
@@ -437,12 +497,14 @@ fn configuration(tbl: RegClass) -> Option<(String, String)> {
 /// The statement triggers on the table and every partition, and the row
 /// trigger that moves a row's unit on the table itself.
 fn install_all_triggers(table: &Relation, resource: &str, column: &str) {
-    triggers::install(table, |q| {
-        let mut definitions = statement_triggers(q, resource, column);
-        if q == table.qualified_name() {
-            definitions.extend(move_trigger(q, resource, column));
-        }
-        definitions
+    cluster::creating_triggers(table.oid, || {
+        triggers::install(table, |q| {
+            let mut definitions = statement_triggers(q, resource, column);
+            if q == table.qualified_name() {
+                definitions.extend(move_trigger(q, resource, column));
+            }
+            definitions
+        })
     });
 }
 
@@ -450,7 +512,8 @@ fn install_all_triggers(table: &Relation, resource: &str, column: &str) {
 /// tables may count against the same resource).
 pub fn disable(tbl: RegClass) -> error::Result<()> {
     let table = Relation::owned_table(tbl)?;
-    let dropped = triggers::drop_all(&table, TRIGGER_PREFIX);
+    let dropped =
+        cluster::creating_triggers(table.oid, || triggers::drop_all(&table, TRIGGER_PREFIX));
     let configured: Option<bool> = as_extension_owner(|| {
         crate::common::sql::write_returning(
             "DELETE FROM tenancy.row_quotas WHERE tbl = $1 RETURNING true",

@@ -42,12 +42,48 @@ pub fn percentage(used: i64, limit: i64) -> String {
 
 /// The committed figure of one counter in the current period (no lock).
 pub fn stored_used(key: &Key, period: Period) -> i64 {
+    if let Some(used) = super::cluster::usage(Some(key.tenant)).get(key) {
+        return *used;
+    }
     let now = crate::common::clock::now_micros();
     let stored = as_extension_owner_qualified(|| super::store::peek(key));
     current(period, now, stored.map(|s| s.0), stored.map(|s| s.1))
 }
 
 pub fn rows(only: Option<[u8; 16]>, now: i64) -> Vec<StatusRow> {
+    // Rows of Citus tables are counted on the workers (`cluster`); their
+    // counters replace this node's, which those rows never touch.
+    let mut on_cluster = super::cluster::usage(only);
+    let mut rows = local_rows(only, now);
+    for row in &mut rows {
+        if let Some(used) = on_cluster.remove(&Key {
+            tenant: row.tenant,
+            resource: row.resource.clone(),
+        }) {
+            row.used = used;
+            row.pct_used = row.limit.map(|l| percentage(used, l));
+        }
+    }
+    // Counted rows of a tenant without a limit (no local row to replace).
+    for (key, used) in on_cluster {
+        let Ok(terms) = super::terms::terms_of(&key) else {
+            continue;
+        };
+        rows.push(StatusRow {
+            unit: super::cluster::unit_of(&key.resource),
+            tenant: key.tenant,
+            resource: key.resource,
+            period: terms.period,
+            window: terms.period.window(now),
+            used,
+            limit: terms.limit,
+            pct_used: terms.limit.map(|l| percentage(used, l)),
+        });
+    }
+    rows
+}
+
+fn local_rows(only: Option<[u8; 16]>, now: i64) -> Vec<StatusRow> {
     as_extension_owner_qualified(|| {
         Spi::connect(|client| {
             client

@@ -24,3 +24,27 @@ SELECT tenancy.set_retention('logs', '10 days', batch_size => 5);
 CALL tenancy.run_jobs();
 SELECT count(*) AS kept_after_jobs, max(now() - created_at) < interval '10 days' AS only_recent FROM logs;
 SELECT status, rows FROM tenancy.job_runs WHERE job = 'retention:logs' ORDER BY started_at DESC LIMIT 1;
+-- The background scheduler on the coordinator makes the same call there
+-- (set for the coordinator only: ALTER SYSTEM does not reach the workers).
+SELECT tenancy.clear_retention('logs');
+SELECT tenancy.set_retention('logs', '5 days', batch_size => 5);
+SELECT set_config('citus_test.runs_before', coalesce(max(id), 0)::text, false) IS NOT NULL AS noted FROM tenancy.job_runs;
+ALTER SYSTEM SET tenancy.scheduler_interval = '1s';
+ALTER SYSTEM SET tenancy.scheduler_database = 'tenancy_citus';
+SELECT pg_reload_conf();
+DO $$
+BEGIN
+    FOR i IN 1..600 LOOP
+        EXIT WHEN EXISTS (SELECT FROM tenancy.job_runs
+                           WHERE id > current_setting('citus_test.runs_before')::bigint
+                             AND job = 'retention:logs' AND status <> 'running');
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+END $$;
+ALTER SYSTEM RESET tenancy.scheduler_database;
+ALTER SYSTEM RESET tenancy.scheduler_interval;
+SELECT pg_reload_conf();
+SELECT status, rows > 0 AS deleted FROM tenancy.job_runs
+ WHERE id > current_setting('citus_test.runs_before')::bigint AND job = 'retention:logs'
+ ORDER BY id LIMIT 1;
+SELECT count(*) > 0 AS kept_some, max(now() - created_at) < interval '5 days' AS only_recent FROM logs;

@@ -1,0 +1,370 @@
+//! Row quotas on Citus distributed tables (sql/quota_cluster.sql).
+//!
+//! The counting triggers of a distributed table fire where its rows are
+//! written: in a shard, on a worker, inside the transaction the coordinator
+//! opened there. The coordinator's counters are one network round trip away,
+//! and a round trip per statement from inside a shard query is what Citus is
+//! built to avoid. So on a cluster each tenant's counter is a row of
+//! `tenancy.cluster_row_usage`, distributed by tenant and co-located with the
+//! counted tables: the shard trigger finds the counter shard that covers the
+//! same hash range, on the same node, and bumps the tenant's row there with
+//! one upsert per tenant per statement. The row lock of that upsert
+//! serializes concurrent writers of one tenant exactly as the single-node
+//! counter does, and Citus commits the shard's rows and its counter in one
+//! (two-phase when several nodes take part) transaction. The limit comes
+//! from this node's copy of `tenancy.cluster_quota_limits`.
+
+use super::ledger::Key;
+use super::store::Terms;
+use super::usage::{exceeded, Decision};
+use crate::common::citus;
+use crate::common::error::{self, Result};
+use crate::common::privilege::as_extension_owner;
+use crate::common::relation::Relation;
+use crate::common::settings::with_settings;
+use pgrx::prelude::*;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+
+/// Where a relation firing a row-quota trigger keeps its counters.
+#[derive(Clone, Debug)]
+pub enum Counters {
+    /// Not a Citus table: `tenancy.quota_usage`, through the usage ledger.
+    Local,
+    /// A shard: this counter shard of `tenancy.cluster_row_usage` (quoted);
+    /// on the coordinator, for a distributed table itself, the distributed
+    /// counter table. (Only its TRUNCATE trigger fires there: Citus sends
+    /// INSERT, UPDATE and DELETE to the shards, and copies every trigger but
+    /// the TRUNCATE ones to them.)
+    Shard(String),
+}
+
+/// The counters, as the coordinator reaches them through Citus.
+const DISTRIBUTED_COUNTERS: &str = "tenancy.cluster_row_usage";
+
+thread_local! {
+    static COUNTERS: RefCell<HashMap<pg_sys::Oid, Counters>> = RefCell::new(HashMap::new());
+}
+
+/// Registers the cache's invalidation; called from `_PG_init`.
+pub fn init() {
+    crate::common::invalidation::on_relcache(|relid| {
+        COUNTERS.with(|c| {
+            let mut c = c.borrow_mut();
+            if relid == pg_sys::InvalidOid {
+                c.clear();
+            } else {
+                c.remove(&relid);
+            }
+        })
+    });
+}
+
+/// Where the counters of `relid`'s rows are. A shard of a table whose
+/// counter table is not co-located with it (which `enforce` refuses to set
+/// up) is an error, not a silent count on this node.
+pub fn counters_of(relid: pg_sys::Oid) -> Counters {
+    if citus::active().is_none() {
+        return Counters::Local;
+    }
+    if let Some(known) = COUNTERS.with(|c| c.borrow().get(&relid).cloned()) {
+        return known;
+    }
+    if citus::table_kind(relid).is_some() {
+        let counters = Counters::Shard(DISTRIBUTED_COUNTERS.to_owned());
+        COUNTERS.with(|c| c.borrow_mut().insert(relid, counters.clone()));
+        return counters;
+    }
+    // A shard is named after its table and shard id; the co-located counter
+    // shard covers the same hash range.
+    let found: Option<(bool, Option<String>)> = as_extension_owner(|| {
+        Spi::connect(|client| -> std::result::Result<_, pgrx::spi::Error> {
+            let rows = client.select(
+                "SELECT true, (SELECT pg_catalog.format('%I.%I', 'tenancy', 'cluster_row_usage_' OPERATOR(pg_catalog.||) cs.shardid)
+                                 FROM pg_catalog.pg_dist_partition p
+                                 JOIN pg_catalog.pg_dist_partition cp
+                                   ON cp.logicalrelid OPERATOR(pg_catalog.=) 'tenancy.cluster_row_usage'::pg_catalog.regclass
+                                  AND cp.colocationid OPERATOR(pg_catalog.=) p.colocationid
+                                 JOIN pg_catalog.pg_dist_shard cs
+                                   ON cs.logicalrelid OPERATOR(pg_catalog.=) cp.logicalrelid
+                                  AND cs.shardminvalue OPERATOR(pg_catalog.=) s.shardminvalue
+                                WHERE p.logicalrelid OPERATOR(pg_catalog.=) s.logicalrelid)
+                   FROM pg_catalog.pg_class c
+                   JOIN pg_catalog.pg_dist_shard s
+                     ON s.shardid OPERATOR(pg_catalog.=) pg_catalog.substring(c.relname::pg_catalog.text, '_(\\d+)$')::pg_catalog.int8
+                   JOIN pg_catalog.pg_class l ON l.oid OPERATOR(pg_catalog.=) s.logicalrelid
+                  WHERE c.oid OPERATOR(pg_catalog.=) $1
+                    AND l.relnamespace OPERATOR(pg_catalog.=) c.relnamespace
+                    AND c.relname::pg_catalog.text OPERATOR(pg_catalog.=)
+                        (l.relname::pg_catalog.text OPERATOR(pg_catalog.||) '_' OPERATOR(pg_catalog.||) s.shardid)",
+                Some(1),
+                &[relid.into()],
+            )?;
+            if rows.is_empty() {
+                return Ok(None);
+            }
+            let row = rows.first();
+            Ok(Some((row.get::<bool>(1)?.unwrap_or(false), row.get::<String>(2)?)))
+        })
+        .expect("looking up the shard's counters failed")
+    });
+    let counters = match found {
+        None | Some((false, _)) => Counters::Local,
+        Some((true, Some(counter))) => Counters::Shard(counter),
+        Some((true, None)) => {
+            let name = crate::common::relation::qualified_name_of(relid).unwrap_or_default();
+            error::not_in_prerequisite_state(format!(
+                "shard {name} has a row quota but no co-located row counters on this node"
+            ))
+            .set_hint("Call tenancy.disable_row_quota() and tenancy.enforce_row_quota() on its table again on the coordinator.")
+            .report(PgLogLevel::ERROR);
+            unreachable!("an ERROR does not return")
+        }
+    };
+    COUNTERS.with(|c| c.borrow_mut().insert(relid, counters.clone()));
+    counters
+}
+
+/// Takes `rows` units per tenant in the counter shard, in tenant order (so
+/// concurrent statements lock counters in the same order); 53400 when a
+/// tenant's rows would pass its limit, which aborts the statement whole.
+pub fn take_in_shard(counter: &str, resource: &str, counts: &BTreeMap<[u8; 16], i64>) {
+    let limits = citus::local_copy(c"cluster_quota_limits");
+    let tenants = citus::local_copy(c"cluster_tenants");
+    let sql = format!(
+        "WITH bumped AS (
+             INSERT INTO {counter} AS u (tenant_id, resource, used) VALUES ($1, $2, $3)
+             ON CONFLICT (tenant_id, resource) DO UPDATE SET used = u.used OPERATOR(pg_catalog.+) excluded.used
+             RETURNING u.used)
+         SELECT b.used,
+                (SELECT l.quota_limit FROM {limits} l
+                  WHERE l.tenant_id OPERATOR(pg_catalog.=) $1 AND l.resource OPERATOR(pg_catalog.=) $2),
+                EXISTS (SELECT FROM {tenants} t WHERE t.id OPERATOR(pg_catalog.=) $1)
+           FROM bumped b"
+    );
+    for (tenant, rows) in counts {
+        let (used, limit, known) = as_extension_owner(|| {
+            Spi::connect_mut(|client| {
+                let result = client.update(
+                    &sql,
+                    Some(1),
+                    &[
+                        pgrx::Uuid::from_bytes(*tenant).into(),
+                        resource.into(),
+                        (*rows).into(),
+                    ],
+                )?;
+                let row = result.first();
+                Ok::<_, pgrx::spi::Error>((
+                    row.get::<i64>(1)?.unwrap_or(0),
+                    row.get::<i64>(2)?,
+                    row.get::<bool>(3)?.unwrap_or(false),
+                ))
+            })
+            .expect("counting rows in the counter shard failed")
+        });
+        if !known {
+            crate::tenant::registry::unknown_tenant(tenant).report(PgLogLevel::ERROR);
+        }
+        if let Some(limit) = limit.filter(|limit| used > *limit) {
+            let key = Key {
+                tenant: *tenant,
+                resource: resource.to_owned(),
+            };
+            let decision = Decision {
+                granted: false,
+                used: used - rows,
+                terms: Terms {
+                    period: super::period::Period::None,
+                    limit: Some(limit),
+                },
+                window: None,
+            };
+            exceeded(&key, &decision, *rows).report(PgLogLevel::ERROR);
+        }
+    }
+}
+
+/// Gives `rows` units per tenant back in the counter shard.
+pub fn give_back_in_shard(counter: &str, resource: &str, counts: &BTreeMap<[u8; 16], i64>) {
+    let sql = format!(
+        "UPDATE {counter}
+            SET used = GREATEST(used OPERATOR(pg_catalog.-) $3, 0)
+          WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND resource OPERATOR(pg_catalog.=) $2"
+    );
+    for (tenant, rows) in counts {
+        as_extension_owner(|| {
+            Spi::run_with_args(
+                &sql,
+                &[
+                    pgrx::Uuid::from_bytes(*tenant).into(),
+                    resource.into(),
+                    (*rows).into(),
+                ],
+            )
+        })
+        .expect("giving rows back in the counter shard failed");
+    }
+}
+
+/// For `enforce_row_quota` on a Citus table: 0A000 unless it is distributed
+/// by its tenant column, in the co-location group the counters are in (they
+/// join the table's group the first time).
+pub fn prepare_table(table: &Relation, tenant_column: &str) -> Result<()> {
+    citus::ensure_replicated("tenancy.enforce_row_quota()")?;
+    let refused = |why: &str| {
+        error::feature_not_supported(format!(
+            "rows of {} cannot count against a quota on Citus: {why}",
+            table.qualified_name()
+        ))
+        .set_hint("See docs/citus.md: row quotas count rows of tables distributed by their tenant column, co-located with each other.")
+    };
+    let (by_tenant, colocated): (bool, Option<bool>) = as_extension_owner(|| {
+        Spi::connect(|client| {
+            let rows = client.select(
+                "SELECT p.partmethod OPERATOR(pg_catalog.=) 'h'
+                        AND pg_catalog.column_to_column_name(p.logicalrelid, p.partkey) OPERATOR(pg_catalog.=) $2,
+                        (SELECT cp.colocationid OPERATOR(pg_catalog.=) p.colocationid
+                           FROM pg_catalog.pg_dist_partition cp
+                          WHERE cp.logicalrelid OPERATOR(pg_catalog.=) 'tenancy.cluster_row_usage'::pg_catalog.regclass)
+                   FROM pg_catalog.pg_dist_partition p
+                  WHERE p.logicalrelid OPERATOR(pg_catalog.=) $1",
+                Some(1),
+                &[table.oid.into(), tenant_column.into()],
+            )?;
+            let row = rows.first();
+            Ok::<_, pgrx::spi::Error>((row.get::<bool>(1)?.unwrap_or(false), row.get::<bool>(2)?))
+        })
+        .expect("reading the table's distribution failed")
+    });
+    if !by_tenant {
+        return Err(refused(&format!(
+            "it is not hash-distributed by its tenant column \"{tenant_column}\" (a reference table's rows are on every node)"
+        )));
+    }
+    match colocated {
+        Some(true) => Ok(()),
+        Some(false) => Err(refused(
+            "it is not co-located with the tables whose rows already count (tenancy.cluster_row_usage)",
+        )),
+        None => {
+            as_extension_owner(|| {
+                Spi::run_with_args(
+                    "SELECT pg_catalog.create_distributed_table('tenancy.cluster_row_usage', 'tenant_id', colocate_with => $1)",
+                    &[table.qualified_name().as_str().into()],
+                )
+            })
+            .expect("distributing the row counters failed");
+            Ok(())
+        }
+    }
+}
+
+/// Runs `work` (creating row-quota triggers) on a Citus table, which Citus
+/// allows only with `citus.enable_unsafe_triggers`: the triggers go to every
+/// shard, where the rows are.
+pub fn creating_triggers<R>(relid: pg_sys::Oid, work: impl FnOnce() -> R) -> R {
+    if citus::table_kind(relid).is_some() {
+        with_settings(&[("citus.enable_unsafe_triggers", "on")], work)
+    } else {
+        work()
+    }
+}
+
+/// Sets the counters of `resource` to the rows of `tables` (qualified name,
+/// tenant column) per tenant; returns (tenant, rows) for each tenant counted.
+pub fn recount(resource: &str, tables: &[(String, String)]) -> Vec<([u8; 16], i64)> {
+    let union = tables
+        .iter()
+        .map(|(table, column)| {
+            format!(
+                "SELECT {} AS tenant FROM {table}",
+                pgrx::spi::quote_identifier(column)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    as_extension_owner(|| {
+        Spi::connect_mut(|client| {
+            client.update(
+                &format!("DELETE FROM {DISTRIBUTED_COUNTERS} WHERE resource OPERATOR(pg_catalog.=) $1"),
+                None,
+                &[resource.into()],
+            )?;
+            let counts = client
+                .select(
+                    &format!(
+                        "SELECT tenant, count(*) FROM ({union}) r WHERE tenant IS NOT NULL GROUP BY 1 ORDER BY 1"
+                    ),
+                    None,
+                    &[],
+                )?
+                .map(|row| {
+                    Ok((
+                        *row.get::<pgrx::Uuid>(1)?.expect("a tenant").as_bytes(),
+                        row.get::<i64>(2)?.unwrap_or(0),
+                    ))
+                })
+                .collect::<std::result::Result<Vec<_>, pgrx::spi::Error>>()?;
+            for (tenant, rows) in &counts {
+                client.update(
+                    "INSERT INTO tenancy.cluster_row_usage (tenant_id, resource, used) VALUES ($1, $2, $3)",
+                    None,
+                    &[
+                        pgrx::Uuid::from_bytes(*tenant).into(),
+                        resource.into(),
+                        (*rows).into(),
+                    ],
+                )?;
+            }
+            Ok::<_, pgrx::spi::Error>(counts)
+        })
+        .expect("counting the rows of distributed tables failed")
+    })
+}
+
+/// The committed row counts of distributed tables, by tenant and resource
+/// (empty off Citus, or before any distributed table counts rows), for one
+/// tenant or all.
+pub fn usage(only: Option<[u8; 16]>) -> HashMap<Key, i64> {
+    if citus::active().is_none() || citus::table_kind(cluster_usage_relid()).is_none() {
+        return HashMap::new();
+    }
+    as_extension_owner(|| {
+        Spi::connect(|client| {
+            client
+                .select(
+                    "SELECT tenant_id, resource, used FROM tenancy.cluster_row_usage
+                      WHERE $1::pg_catalog.uuid IS NULL OR tenant_id OPERATOR(pg_catalog.=) $1",
+                    None,
+                    &[only.map(pgrx::Uuid::from_bytes).into()],
+                )?
+                .map(|row| {
+                    Ok((
+                        Key {
+                            tenant: *row.get::<pgrx::Uuid>(1)?.expect("a tenant").as_bytes(),
+                            resource: row.get::<String>(2)?.unwrap_or_default(),
+                        },
+                        row.get::<i64>(3)?.unwrap_or(0),
+                    ))
+                })
+                .collect::<std::result::Result<HashMap<_, _>, pgrx::spi::Error>>()
+        })
+        .expect("reading the row counters of distributed tables failed")
+    })
+}
+
+fn cluster_usage_relid() -> pg_sys::Oid {
+    crate::common::relation::catalog_relid(c"cluster_row_usage").unwrap_or(pg_sys::InvalidOid)
+}
+
+/// The unit of `resource` (for status rows made from cluster counters).
+pub fn unit_of(resource: &str) -> String {
+    as_extension_owner(|| {
+        crate::common::sql::select_value::<String>(
+            "SELECT unit FROM tenancy.quota_resources WHERE name = $1",
+            &[resource.into()],
+        )
+    })
+    .unwrap_or_default()
+}
