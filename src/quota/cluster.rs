@@ -37,6 +37,10 @@ pub enum Counters {
     /// INSERT, UPDATE and DELETE to the shards, and copies every trigger but
     /// the TRUNCATE ones to them.)
     Shard(String),
+    /// A placement of a reference table on a worker: its rows are counted
+    /// once, by the coordinator's placement (in `tenancy.quota_usage` there),
+    /// which Citus writes in the same transaction.
+    Elsewhere,
 }
 
 /// The counters, as the coordinator reaches them through Citus.
@@ -70,17 +74,23 @@ pub fn counters_of(relid: pg_sys::Oid) -> Counters {
     if let Some(known) = COUNTERS.with(|c| c.borrow().get(&relid).cloned()) {
         return known;
     }
-    if citus::table_kind(relid).is_some() {
-        let counters = Counters::Shard(DISTRIBUTED_COUNTERS.to_owned());
-        COUNTERS.with(|c| c.borrow_mut().insert(relid, counters.clone()));
-        return counters;
+    match citus::table_kind(relid) {
+        Some('h') => {
+            let counters = Counters::Shard(DISTRIBUTED_COUNTERS.to_owned());
+            COUNTERS.with(|c| c.borrow_mut().insert(relid, counters.clone()));
+            return counters;
+        }
+        Some(_) => return Counters::Local,
+        None => {}
     }
     // A shard is named after its table and shard id; the co-located counter
     // shard covers the same hash range.
-    let found: Option<(bool, Option<String>)> = as_extension_owner(|| {
+    let found: Option<(String, Option<String>)> = as_extension_owner(|| {
         Spi::connect(|client| -> std::result::Result<_, pgrx::spi::Error> {
             let rows = client.select(
-                "SELECT true, (SELECT pg_catalog.format('%I.%I', 'tenancy', 'cluster_row_usage_' OPERATOR(pg_catalog.||) cs.shardid)
+                "SELECT (SELECT p.partmethod::pg_catalog.text FROM pg_catalog.pg_dist_partition p
+                          WHERE p.logicalrelid OPERATOR(pg_catalog.=) s.logicalrelid),
+                        (SELECT pg_catalog.format('%I.%I', 'tenancy', 'cluster_row_usage_' OPERATOR(pg_catalog.||) cs.shardid)
                                  FROM pg_catalog.pg_dist_partition p
                                  JOIN pg_catalog.pg_dist_partition cp
                                    ON cp.logicalrelid OPERATOR(pg_catalog.=) 'tenancy.cluster_row_usage'::pg_catalog.regclass
@@ -104,14 +114,17 @@ pub fn counters_of(relid: pg_sys::Oid) -> Counters {
                 return Ok(None);
             }
             let row = rows.first();
-            Ok(Some((row.get::<bool>(1)?.unwrap_or(false), row.get::<String>(2)?)))
+            Ok(Some((row.get::<String>(1)?.unwrap_or_default(), row.get::<String>(2)?)))
         })
         .expect("looking up the shard's counters failed")
     });
+    let on_coordinator = citus::active().is_some_and(|c| c.is_coordinator());
     let counters = match found {
-        None | Some((false, _)) => Counters::Local,
-        Some((true, Some(counter))) => Counters::Shard(counter),
-        Some((true, None)) => {
+        None => Counters::Local,
+        Some((kind, _)) if kind != "h" && on_coordinator => Counters::Local,
+        Some((kind, _)) if kind != "h" => Counters::Elsewhere,
+        Some((_, Some(counter))) => Counters::Shard(counter),
+        Some((_, None)) => {
             let name = crate::common::relation::qualified_name_of(relid).unwrap_or_default();
             error::not_in_prerequisite_state(format!(
                 "shard {name} has a row quota but no co-located row counters on this node"
@@ -209,7 +222,8 @@ pub fn give_back_in_shard(counter: &str, resource: &str, counts: &BTreeMap<[u8; 
 
 /// For `enforce_row_quota` on a Citus table: 0A000 unless it is distributed
 /// by its tenant column, in the co-location group the counters are in (they
-/// join the table's group the first time).
+/// join the table's group the first time), or a reference (or Citus local)
+/// table with a placement on the coordinator, which counts its rows.
 pub fn prepare_table(table: &Relation, tenant_column: &str) -> Result<()> {
     citus::ensure_replicated("tenancy.enforce_row_quota()")?;
     let refused = |why: &str| {
@@ -237,9 +251,20 @@ pub fn prepare_table(table: &Relation, tenant_column: &str) -> Result<()> {
         })
         .expect("reading the table's distribution failed")
     });
+    if citus::table_kind(table.oid) != Some('h') {
+        // A reference table's placements all hold every row: the
+        // coordinator's counts them, in this node's counters.
+        return if has_coordinator_placement(table.oid) {
+            Ok(())
+        } else {
+            Err(refused(
+                "it has no placement on the coordinator, where the rows of a reference table are counted (citus_set_coordinator_host)",
+            ))
+        };
+    }
     if !by_tenant {
         return Err(refused(&format!(
-            "it is not hash-distributed by its tenant column \"{tenant_column}\" (a reference table's rows are on every node)"
+            "it is not distributed by its tenant column \"{tenant_column}\""
         )));
     }
     match colocated {
@@ -258,6 +283,19 @@ pub fn prepare_table(table: &Relation, tenant_column: &str) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn has_coordinator_placement(relid: pg_sys::Oid) -> bool {
+    as_extension_owner(|| {
+        crate::common::sql::select_value::<bool>(
+            "SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_shard s
+                              JOIN pg_catalog.pg_dist_placement pl ON pl.shardid OPERATOR(pg_catalog.=) s.shardid
+                             WHERE s.logicalrelid OPERATOR(pg_catalog.=) $1
+                               AND pl.groupid OPERATOR(pg_catalog.=) 0)",
+            &[relid.into()],
+        )
+    })
+    .unwrap_or(false)
 }
 
 /// Runs `work` (creating row-quota triggers) on a Citus table, which Citus

@@ -131,8 +131,10 @@ unsafe fn count_by_tenant(
 /// Takes `rows` units per tenant (in tenant order, so concurrent statements
 /// lock counters in the same order), raising 53400 if any does not fit.
 fn take(counters: &Counters, resource: &str, counts: &BTreeMap<[u8; 16], i64>) {
-    if let Counters::Shard(counter) = counters {
-        return cluster::take_in_shard(counter, resource, counts);
+    match counters {
+        Counters::Shard(counter) => return cluster::take_in_shard(counter, resource, counts),
+        Counters::Elsewhere => return,
+        Counters::Local => {}
     }
     for (tenant, rows) in counts {
         let key = Key {
@@ -147,8 +149,10 @@ fn take(counters: &Counters, resource: &str, counts: &BTreeMap<[u8; 16], i64>) {
 }
 
 fn give_back(counters: &Counters, resource: &str, counts: &BTreeMap<[u8; 16], i64>) {
-    if let Counters::Shard(counter) = counters {
-        return cluster::give_back_in_shard(counter, resource, counts);
+    match counters {
+        Counters::Shard(counter) => return cluster::give_back_in_shard(counter, resource, counts),
+        Counters::Elsewhere => return,
+        Counters::Local => {}
     }
     for (tenant, rows) in counts {
         let key = Key {
@@ -362,7 +366,7 @@ fn counts_on_cluster(resource: &str) -> bool {
             select_value::<bool>(
                 "SELECT EXISTS (SELECT FROM tenancy.row_quotas q
                                   JOIN pg_catalog.pg_dist_partition p ON p.logicalrelid = q.tbl
-                                 WHERE q.resource = $1)",
+                                 WHERE q.resource = $1 AND p.partmethod = 'h')",
                 &[resource.into()],
             )
         })
@@ -430,14 +434,19 @@ pub fn enforce(tbl: RegClass, resource: &str) -> error::Result<()> {
     let column = registration.tenant_column;
     // On Citus the rows are counted where they land (`cluster`); a resource
     // is counted either there or in this node's counters, not both.
-    let on_cluster = crate::common::citus::table_kind(table.oid).is_some();
-    if on_cluster {
+    let kind = crate::common::citus::table_kind(table.oid);
+    let on_cluster = kind == Some('h');
+    if kind.is_some() {
         cluster::prepare_table(&table, &column)?;
     }
     if counting_table(resource).is_some() && counts_on_cluster(resource) != on_cluster {
         return Err(error::feature_not_supported(format!(
             "rows of \"{resource}\" are counted in {} tables already; rows of {} cannot join them",
-            if on_cluster { "local" } else { "Citus" },
+            if on_cluster {
+                "local or reference"
+            } else {
+                "distributed"
+            },
             table.qualified_name()
         ))
         .set_hint("Count them against a resource of their own."));
