@@ -149,6 +149,23 @@ pub fn table_kind(relid: pg_sys::Oid) -> Option<char> {
     .and_then(|kind| kind.chars().next())
 }
 
+/// SQL for the bytes of the relation `relid_expr` (an SQL expression of type
+/// regclass or oid) takes with its indexes and TOAST: for a Citus table the
+/// sum over its shards (`citus_total_relation_size`; its own relation on
+/// the coordinator is an empty shell), else `pg_total_relation_size`.
+pub fn total_relation_size_sql(relid_expr: &str) -> String {
+    let local = format!("pg_catalog.pg_total_relation_size({relid_expr})");
+    if active().is_none() {
+        return local;
+    }
+    format!(
+        "CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_dist_partition d
+                            WHERE d.logicalrelid OPERATOR(pg_catalog.=) ({relid_expr})::pg_catalog.regclass)
+              THEN pg_catalog.citus_total_relation_size(({relid_expr})::pg_catalog.regclass)
+              ELSE {local} END"
+    )
+}
+
 /// 0A000 when `relid` is a Citus table and `what` does not support those.
 pub fn refuse_citus_table(relid: pg_sys::Oid, name: &str, what: &str) -> Result<()> {
     if table_kind(relid).is_some() {

@@ -288,20 +288,29 @@ fn show_partitions(
     let raw = catalog::load_children(&[table.oid])
         .remove(&table.oid)
         .unwrap_or_default();
-    let stats: std::collections::HashMap<pg_sys::Oid, (Option<i64>, i64)> = Spi::connect(|client| {
-        client
-            .select(
-                "SELECT c.oid, CASE WHEN c.reltuples < 0 THEN NULL ELSE c.reltuples::bigint END,
-                        pg_catalog.pg_total_relation_size(c.oid)
-                   FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
-                  WHERE i.inhparent = $1",
-                None,
-                &[table.oid.into()],
-            )?
-            .map(|row| Ok((row.get::<pg_sys::Oid>(1)?.unwrap_or_default(), (row.get::<i64>(2)?, row.get::<i64>(3)?.unwrap_or(0)))))
-            .collect::<std::result::Result<_, pgrx::spi::Error>>()
-    })
-    .expect("partition statistics query failed");
+    // On Citus a child's rows and bytes are in its shards: its estimate is
+    // left unknown there, its size is the shards' (citus_total_relation_size).
+    let on_citus = crate::common::citus::table_kind(table.oid).is_some();
+    let stats_sql = format!(
+        "SELECT c.oid, CASE WHEN c.reltuples < 0 OR $2 THEN NULL ELSE c.reltuples::bigint END,
+                {}
+           FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+          WHERE i.inhparent = $1",
+        crate::common::citus::total_relation_size_sql("c.oid")
+    );
+    let stats: std::collections::HashMap<pg_sys::Oid, (Option<i64>, i64)> =
+        Spi::connect(|client| {
+            client
+                .select(&stats_sql, None, &[table.oid.into(), on_citus.into()])?
+                .map(|row| {
+                    Ok((
+                        row.get::<pg_sys::Oid>(1)?.unwrap_or_default(),
+                        (row.get::<i64>(2)?, row.get::<i64>(3)?.unwrap_or(0)),
+                    ))
+                })
+                .collect::<std::result::Result<_, pgrx::spi::Error>>()
+        })
+        .expect("partition statistics query failed");
     let mut rows: Vec<_> = raw
         .iter()
         .map(|(oid, _, _, bound_text)| {

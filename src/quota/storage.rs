@@ -24,24 +24,25 @@ struct Table {
 }
 
 fn registered_tables() -> Vec<Table> {
+    // A partition registered beside its registered parent is measured once,
+    // with the parent; partitioned tables have no bytes of their own (and
+    // Citus measures only leaves). pg_partition_tree is empty for a table
+    // outside any partition tree.
+    let sql = format!(
+        "SELECT tt.tbl::text, tt.tenant_column::text,
+                coalesce((SELECT sum({leaf_size}) FROM pg_catalog.pg_partition_tree(tt.tbl) pt WHERE pt.isleaf),
+                         {table_size})::float8
+           FROM tenancy.tenant_tables tt
+          WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_partition_ancestors(tt.tbl) a
+                             JOIN tenancy.tenant_tables p ON p.tbl = a.relid
+                            WHERE a.relid <> tt.tbl)
+          ORDER BY 1",
+        leaf_size = crate::common::citus::total_relation_size_sql("pt.relid"),
+        table_size = crate::common::citus::total_relation_size_sql("tt.tbl"),
+    );
     Spi::connect(|client| {
         client
-            .select(
-                // A partition registered beside its registered parent is
-                // measured once, with the parent. pg_partition_tree is empty
-                // for a table outside any partition tree.
-                "SELECT tt.tbl::text, tt.tenant_column::text,
-                        coalesce((SELECT sum(pg_catalog.pg_total_relation_size(pt.relid))
-                                    FROM pg_catalog.pg_partition_tree(tt.tbl) pt),
-                                 pg_catalog.pg_total_relation_size(tt.tbl))::float8
-                   FROM tenancy.tenant_tables tt
-                  WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_partition_ancestors(tt.tbl) a
-                                     JOIN tenancy.tenant_tables p ON p.tbl = a.relid
-                                    WHERE a.relid <> tt.tbl)
-                  ORDER BY 1",
-                None,
-                &[],
-            )?
+            .select(&sql, None, &[])?
             .map(|row| {
                 Ok(Table {
                     name: row.get::<String>(1)?.unwrap_or_default(),

@@ -38,3 +38,8 @@ SELECT tenancy.set_tenant(:'acme');
 SELECT count(*) AS acme_events, count(DISTINCT tenant_id) AS tenants FROM events;
 RESET ROLE;
 RESET tenancy.now_override;
+-- show_partitions() measures each child in its shards (the coordinator's
+-- children are empty shells); the rows' estimate is left unknown there.
+SELECT partition, is_default, est_rows, total_bytes > 0 AS has_bytes,
+       total_bytes = citus_total_relation_size(partition) AS shards_bytes
+  FROM tenancy.show_partitions('events') ORDER BY partition::text;

@@ -103,6 +103,12 @@ SELECT sum(result::int) AS quota_triggers_on_shards
 INSERT INTO tickets (tenant_id, body) SELECT :'quota_co', 'uncounted';
 DROP TABLE tickets, shared_notes, elsewhere, local_tickets;
 
+-- storage_bytes: the bytes of distributed tables are measured in their
+-- shards and shared out by each tenant's rows, as on one node.
+SELECT tenancy.refresh_storage_usage() > 0 AS attributed;
+SELECT t.slug, s.used > 0 AS measured FROM tenancy.quota_status() s JOIN tenancy.tenants t ON t.id = s.tenant_id
+ WHERE s.resource = 'storage_bytes' AND t.slug IN ('acme', 'globex') ORDER BY 1;
+
 -- Not supported on Citus tables yet, refused with nothing half done: audit
 -- (its log would land on the workers; issue 18).
 \set VERBOSITY sqlstate
