@@ -4,6 +4,11 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 [ $# -eq 2 ] || { echo "usage: $0 SECTION KEY" >&2; exit 2; }
+# PG=pgNN picks another major than pgrx.toml's default, for every script.
+if [ "$1" = postgres ] && [ "$2" = default ] && [ -n "${PG:-}" ]; then
+    printf '%s\n' "$PG"
+    exit 0
+fi
 value=$(awk -v want="[$1]" -v key="$2" '
     /^[[:space:]]*#/ || /^[[:space:]]*$/ { next }
     /^[[:space:]]*\[/ { gsub(/[[:space:]]/, ""); in_section = ($0 == want); next }

@@ -43,11 +43,20 @@ for suite in "$@"; do
     regress)
         out="$here/target/regress"
         rm -rf "$out"; mkdir -p "$out"
+        # The pg_partman migration test needs pg_partman, which Debian
+        # packages for the default major only: elsewhere it is left out, said.
+        schedule="$out/schedule"
+        if [ -f "$("$pg_config" --sharedir)/extension/pg_partman.control" ]; then
+            cp "$here/tests/regress/schedule" "$schedule"
+        else
+            grep -v '^test: partman_migration$' "$here/tests/regress/schedule" >"$schedule"
+            echo "regress: partman_migration skipped: pg_partman is not installed for $major"
+        fi
         "$pgxs_dir/src/test/regress/pg_regress" \
             --bindir="$bindir" --host="$host" --port="$port" --user="$user" \
             --inputdir="$here/tests/regress" --outputdir="$out" \
             --dbname=tenancy_regress \
-            --schedule="$here/tests/regress/schedule" \
+            --schedule="$schedule" \
             || { status=1; [ -f "$out/regression.diffs" ] && cat "$out/regression.diffs"; }
         ;;
     isolation)

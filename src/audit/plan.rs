@@ -264,8 +264,7 @@ fn build(relation: pg_sys::Relation) -> TablePlan {
             8 * 1024 * 1024,
         );
         let tupdesc = (*relation).rd_att;
-        let natts = (*tupdesc).natts as usize;
-        let attrs = (*tupdesc).attrs.as_slice(natts);
+        let attrs = crate::common::tupdesc::attributes(tupdesc);
         let mut row = Vec::new();
         let mut key = Vec::new();
         let mut tenant_index = None;

@@ -139,8 +139,10 @@ unsafe fn column_positions(
     // its tuple descriptor has `natts` attributes.
     unsafe {
         let tupdesc = (*relation).rd_att;
-        let natts = (*tupdesc).natts as usize;
-        for (i, attribute) in (*tupdesc).attrs.as_slice(natts).iter().enumerate() {
+        for (i, attribute) in crate::common::tupdesc::attributes(tupdesc)
+            .into_iter()
+            .enumerate()
+        {
             if attribute.attisdropped {
                 continue;
             }
@@ -300,6 +302,7 @@ impl Writer {
             );
             if (*self.result_relation).ri_NumIndices > 0 {
                 for &slot in &self.slots[..self.pending] {
+                    #[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15"))]
                     let recheck = pg_sys::ExecInsertIndexTuples(
                         self.result_relation,
                         slot,
@@ -308,6 +311,19 @@ impl Writer {
                         false,
                         std::ptr::null_mut(),
                         std::ptr::null_mut(),
+                    );
+                    // PostgreSQL 16 added `onlySummarizing` (false: a new row
+                    // goes into every index, not only the summarizing ones).
+                    #[cfg(not(any(feature = "pg13", feature = "pg14", feature = "pg15")))]
+                    let recheck = pg_sys::ExecInsertIndexTuples(
+                        self.result_relation,
+                        slot,
+                        self.estate,
+                        false,
+                        false,
+                        std::ptr::null_mut(),
+                        std::ptr::null_mut(),
+                        false,
                     );
                     pg_sys::list_free(recheck);
                 }

@@ -18,4 +18,5 @@ pub mod sqltypes;
 pub mod subxact;
 pub mod transition;
 pub mod triggers;
+pub mod tupdesc;
 pub mod varlena;

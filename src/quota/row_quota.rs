@@ -85,14 +85,11 @@ pub fn child_attached(event: &crate::common::hooks::ChildAttached) {
 
 /// The column's position (0-based) in the trigger's relation.
 unsafe fn column_index(tupdesc: pg_sys::TupleDesc, column: &str) -> usize {
-    // SAFETY: `tupdesc` is the trigger relation's descriptor of `natts` attributes.
-    unsafe {
-        let natts = (*tupdesc).natts as usize;
-        for index in 0..natts {
-            let attribute = (*tupdesc).attrs.as_slice(natts)[index];
-            if !attribute.attisdropped && pgrx::name_data_to_str(&attribute.attname) == column {
-                return index;
-            }
+    // SAFETY: `tupdesc` is the trigger relation's descriptor.
+    let attributes = unsafe { crate::common::tupdesc::attributes(tupdesc) };
+    for (index, attribute) in attributes.into_iter().enumerate() {
+        if !attribute.attisdropped && pgrx::name_data_to_str(&attribute.attname) == column {
+            return index;
         }
     }
     // Renames are followed (tenancy_follow_renamed_columns); a dropped column is not.

@@ -121,8 +121,17 @@ fn run_jobs_once() {
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub extern "C-unwind" fn pg_tenancy_scheduler_main(_argument: pg_sys::Datum) {
+    #[cfg(not(feature = "pg18"))]
     // SAFETY: installing signal handlers before unblocking signals.
-    unsafe { pg_sys::pqsignal(pg_sys::SIGTERM as i32, Some(on_sigterm)) };
+    unsafe {
+        pg_sys::pqsignal(pg_sys::SIGTERM as i32, Some(on_sigterm))
+    };
+    // PostgreSQL 18 names the backend's version pqsignal_be (pqsignal is a macro).
+    #[cfg(feature = "pg18")]
+    // SAFETY: as above.
+    unsafe {
+        pg_sys::pqsignal_be(pg_sys::SIGTERM as i32, Some(on_sigterm))
+    };
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP);
 
     // Off until a database is configured; a process can connect only once.

@@ -168,8 +168,11 @@ DELETE FROM tenancy.audit_log;
 \echo :LAST_ERROR_SQLSTATE
 TRUNCATE tenancy.audit_log;
 \echo :LAST_ERROR_SQLSTATE
-SELECT format('DELETE FROM %s', c.oid::regclass) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
- WHERE i.inhparent = 'tenancy.audit_log'::regclass ORDER BY 1 LIMIT 1 \gexec
+-- (A partition by name: psql 17 no longer sets LAST_ERROR_SQLSTATE for
+-- statements run by \gexec.)
+SELECT c.oid::regclass AS audit_partition FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+ WHERE i.inhparent = 'tenancy.audit_log'::regclass ORDER BY 1 LIMIT 1 \gset
+DELETE FROM :audit_partition;
 \echo :LAST_ERROR_SQLSTATE
 SELECT tenancy.seal_audit();
 \echo :LAST_ERROR_SQLSTATE
@@ -197,8 +200,7 @@ SET ROLE audit_app;
 SELECT tenancy.set_tenant('aaaaaaaa-0000-0000-0000-00000000000a');
 TRUNCATE tenancy.audit_log;
 \echo :LAST_ERROR_SQLSTATE
-SELECT format('TRUNCATE %s', c.oid::regclass) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
- WHERE i.inhparent = 'tenancy.audit_log'::regclass ORDER BY 1 LIMIT 1 \gexec
+TRUNCATE :audit_partition;
 \echo :LAST_ERROR_SQLSTATE
 DELETE FROM tenancy.audit_log;
 \echo :LAST_ERROR_SQLSTATE
@@ -206,8 +208,7 @@ UPDATE tenancy.audit_log SET actor = 'someone else';
 \echo :LAST_ERROR_SQLSTATE
 INSERT INTO tenancy.audit_log (logged_at, table_name, op, txid) VALUES (now(), 'fake', 'INSERT', 1);
 \echo :LAST_ERROR_SQLSTATE
-SELECT format('DELETE FROM %s', c.oid::regclass) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
- WHERE i.inhparent = 'tenancy.audit_log'::regclass ORDER BY 1 LIMIT 1 \gexec
+DELETE FROM :audit_partition;
 \echo :LAST_ERROR_SQLSTATE
 TRUNCATE tenancy.audit_chain;
 \echo :LAST_ERROR_SQLSTATE

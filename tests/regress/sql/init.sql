@@ -14,13 +14,18 @@ SELECT name, limits FROM tenancy.plans ORDER BY name;
 SELECT c::regclass AS config_table
   FROM pg_extension e, unnest(e.extconfig) AS c
  WHERE extname = 'pg_tenancy' ORDER BY c::regclass::text;
--- Every object the extension creates has a comment.
+-- Every object the extension creates has a comment. (PostgreSQL 17 also
+-- records its tables' row types, and their array types, as members: they
+-- are described by their tables.)
 SELECT pg_describe_object(d.classid, d.objid, 0) AS uncommented
   FROM pg_depend d
  WHERE d.refclassid = 'pg_extension'::regclass
    AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_tenancy')
    AND d.deptype = 'e'
    AND obj_description(d.objid, (SELECT relname FROM pg_class WHERE oid = d.classid)) IS NULL
+   AND NOT EXISTS (SELECT FROM pg_type t LEFT JOIN pg_type e ON e.oid = t.typelem
+                    WHERE d.classid = 'pg_type'::regclass AND t.oid = d.objid
+                      AND (t.typrelid <> 0 OR e.typrelid <> 0))
  ORDER BY 1;
 -- ... and so does every column of its tables and views.
 SELECT a.attrelid::regclass AS relation, a.attname AS uncommented_column
