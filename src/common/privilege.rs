@@ -41,11 +41,11 @@ pub fn extension_owner() -> pg_sys::Oid {
 fn local_transaction_id() -> pg_sys::LocalTransactionId {
     // SAFETY: MyProc is this backend's PGPROC, valid for the life of the backend.
     unsafe {
-        #[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15", feature = "pg16"))]
+        #[cfg(any(feature = "pg15", feature = "pg16"))]
         {
             (*pg_sys::MyProc).lxid
         }
-        #[cfg(not(any(feature = "pg13", feature = "pg14", feature = "pg15", feature = "pg16")))]
+        #[cfg(not(any(feature = "pg15", feature = "pg16")))]
         {
             (*pg_sys::MyProc).vxid.lxid
         }

@@ -143,9 +143,9 @@ pub fn tenant_has_login_default() -> bool {
 unsafe fn find_string_setting(name: &CStr) -> *mut pg_sys::config_string {
     // SAFETY: backend-local GUC internals, read inside a transaction.
     unsafe {
-        #[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15"))]
+        #[cfg(feature = "pg15")]
         let (variables, count) = (pg_sys::get_guc_variables(), pg_sys::GetNumConfigOptions());
-        #[cfg(not(any(feature = "pg13", feature = "pg14", feature = "pg15")))]
+        #[cfg(not(feature = "pg15"))]
         let (variables, count) = {
             let mut count = 0;
             (pg_sys::get_guc_variables(&mut count), count)
