@@ -68,9 +68,9 @@ pub fn init() {
 /// counter table is not co-located with it (which `enforce` refuses to set
 /// up) is an error, not a silent count on this node.
 pub fn counters_of(relid: pg_sys::Oid) -> Counters {
-    if citus::active().is_none() {
+    let Some(node) = citus::active() else {
         return Counters::Local;
-    }
+    };
     if let Some(known) = COUNTERS.with(|c| c.borrow().get(&relid).cloned()) {
         return known;
     }
@@ -118,7 +118,7 @@ pub fn counters_of(relid: pg_sys::Oid) -> Counters {
         })
         .expect("looking up the shard's counters failed")
     });
-    let on_coordinator = citus::active().is_some_and(|c| c.is_coordinator());
+    let on_coordinator = node.is_coordinator();
     let counters = match found {
         None => Counters::Local,
         Some((kind, _)) if kind != "h" && on_coordinator => Counters::Local,
@@ -220,11 +220,12 @@ pub fn give_back_in_shard(counter: &str, resource: &str, counts: &BTreeMap<[u8; 
     }
 }
 
-/// For `enforce_row_quota` on a Citus table: 0A000 unless it is distributed
-/// by its tenant column, in the co-location group the counters are in (they
-/// join the table's group the first time), or a reference (or Citus local)
-/// table with a placement on the coordinator, which counts its rows.
-pub fn prepare_table(table: &Relation, tenant_column: &str) -> Result<()> {
+/// For `enforce_row_quota` on a Citus table of partition method `kind`:
+/// 0A000 unless it is distributed by its tenant column, in the co-location
+/// group the counters are in (they join the table's group the first time),
+/// or a reference (or Citus local) table with a placement on the
+/// coordinator, which counts its rows.
+pub fn prepare_table(table: &Relation, kind: char, tenant_column: &str) -> Result<()> {
     citus::ensure_replicated("tenancy.enforce_row_quota()")?;
     let refused = |why: &str| {
         error::feature_not_supported(format!(
@@ -233,11 +234,21 @@ pub fn prepare_table(table: &Relation, tenant_column: &str) -> Result<()> {
         ))
         .set_hint("See docs/citus.md: row quotas count rows of tables distributed by their tenant column, co-located with each other.")
     };
+    if kind != 'h' {
+        // A reference table's placements all hold every row: the
+        // coordinator's counts them, in this node's counters.
+        return if has_coordinator_placement(table.oid) {
+            Ok(())
+        } else {
+            Err(refused(
+                "it has no placement on the coordinator, where the rows of a reference table are counted (citus_set_coordinator_host)",
+            ))
+        };
+    }
     let (by_tenant, colocated): (bool, Option<bool>) = as_extension_owner(|| {
         Spi::connect(|client| {
             let rows = client.select(
-                "SELECT p.partmethod OPERATOR(pg_catalog.=) 'h'
-                        AND pg_catalog.column_to_column_name(p.logicalrelid, p.partkey) OPERATOR(pg_catalog.=) $2,
+                "SELECT pg_catalog.column_to_column_name(p.logicalrelid, p.partkey) OPERATOR(pg_catalog.=) $2,
                         (SELECT cp.colocationid OPERATOR(pg_catalog.=) p.colocationid
                            FROM pg_catalog.pg_dist_partition cp
                           WHERE cp.logicalrelid OPERATOR(pg_catalog.=) 'tenancy.cluster_row_usage'::pg_catalog.regclass)
@@ -251,17 +262,6 @@ pub fn prepare_table(table: &Relation, tenant_column: &str) -> Result<()> {
         })
         .expect("reading the table's distribution failed")
     });
-    if citus::table_kind(table.oid) != Some('h') {
-        // A reference table's placements all hold every row: the
-        // coordinator's counts them, in this node's counters.
-        return if has_coordinator_placement(table.oid) {
-            Ok(())
-        } else {
-            Err(refused(
-                "it has no placement on the coordinator, where the rows of a reference table are counted (citus_set_coordinator_host)",
-            ))
-        };
-    }
     if !by_tenant {
         return Err(refused(&format!(
             "it is not distributed by its tenant column \"{tenant_column}\""
@@ -309,19 +309,10 @@ pub fn creating_triggers<R>(relid: pg_sys::Oid, work: impl FnOnce() -> R) -> R {
     }
 }
 
-/// Sets the counters of `resource` to the rows of `tables` (qualified name,
-/// tenant column) per tenant; returns (tenant, rows) for each tenant counted.
-pub fn recount(resource: &str, tables: &[(String, String)]) -> Vec<([u8; 16], i64)> {
-    let union = tables
-        .iter()
-        .map(|(table, column)| {
-            format!(
-                "SELECT {} AS tenant FROM {table}",
-                pgrx::spi::quote_identifier(column)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(" UNION ALL ");
+/// Sets the counters of `resource` to the rows `rows_sql` (a query of one
+/// column, `tenant`) finds per tenant; returns (tenant, rows) for each
+/// tenant counted.
+pub fn recount(resource: &str, rows_sql: &str) -> Vec<([u8; 16], i64)> {
     as_extension_owner(|| {
         Spi::connect_mut(|client| {
             client.update(
@@ -332,7 +323,7 @@ pub fn recount(resource: &str, tables: &[(String, String)]) -> Vec<([u8; 16], i6
             let counts = client
                 .select(
                     &format!(
-                        "SELECT tenant, count(*) FROM ({union}) r WHERE tenant IS NOT NULL GROUP BY 1 ORDER BY 1"
+                        "SELECT tenant, count(*) FROM ({rows_sql}) r WHERE tenant IS NOT NULL GROUP BY 1 ORDER BY 1"
                     ),
                     None,
                     &[],
@@ -346,7 +337,7 @@ pub fn recount(resource: &str, tables: &[(String, String)]) -> Vec<([u8; 16], i6
                 .collect::<std::result::Result<Vec<_>, pgrx::spi::Error>>()?;
             for (tenant, rows) in &counts {
                 client.update(
-                    "INSERT INTO tenancy.cluster_row_usage (tenant_id, resource, used) VALUES ($1, $2, $3)",
+                    &format!("INSERT INTO {DISTRIBUTED_COUNTERS} (tenant_id, resource, used) VALUES ($1, $2, $3)"),
                     None,
                     &[
                         pgrx::Uuid::from_bytes(*tenant).into(),

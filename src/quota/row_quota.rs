@@ -288,8 +288,16 @@ fn recount(resource: &str) -> error::Result<()> {
             &[resource.into()],
         )
     });
+    // Every counted row's tenant, as one query.
+    let rows_sql = tables
+        .iter()
+        .map(|(table, column)| {
+            format!("SELECT {} AS tenant FROM {table}", quote_identifier(column))
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
     if counts_on_cluster(resource) {
-        for (tenant, rows) in cluster::recount(resource, &tables) {
+        for (tenant, rows) in cluster::recount(resource, &rows_sql) {
             let key = Key {
                 tenant,
                 resource: resource.to_owned(),
@@ -298,23 +306,15 @@ fn recount(resource: &str) -> error::Result<()> {
         }
         return Ok(());
     }
-    let mut union = Vec::new();
-    for (table, column) in &tables {
-        union.push(format!(
-            "SELECT {} AS tenant FROM {table}",
-            quote_identifier(column)
-        ));
-    }
     // Tenants with rows, and tenants with a counter that may now be stale.
     let sql = format!(
         "SELECT t.id, count(r.tenant)
            FROM tenancy.tenants t
-           LEFT JOIN ({}) r ON r.tenant = t.id
+           LEFT JOIN ({rows_sql}) r ON r.tenant = t.id
           WHERE r.tenant IS NOT NULL
              OR EXISTS (SELECT 1 FROM tenancy.quota_usage u WHERE u.tenant_id = t.id AND u.resource = $1)
           GROUP BY t.id
-          ORDER BY t.id",
-        union.join(" UNION ALL ")
+          ORDER BY t.id"
     );
     let counts: Vec<(pgrx::Uuid, i64)> = as_extension_owner(|| {
         Spi::connect(|client| {
@@ -433,9 +433,6 @@ pub fn enforce(tbl: RegClass, resource: &str) -> error::Result<()> {
     // is counted either there or in this node's counters, not both.
     let kind = crate::common::citus::table_kind(table.oid);
     let on_cluster = kind == Some('h');
-    if kind.is_some() {
-        cluster::prepare_table(&table, &column)?;
-    }
     if counting_table(resource).is_some() && counts_on_cluster(resource) != on_cluster {
         return Err(error::feature_not_supported(format!(
             "rows of \"{resource}\" are counted in {} tables already; rows of {} cannot join them",
@@ -447,6 +444,9 @@ pub fn enforce(tbl: RegClass, resource: &str) -> error::Result<()> {
             table.qualified_name()
         ))
         .set_hint("Count them against a resource of their own."));
+    }
+    if let Some(kind) = kind {
+        cluster::prepare_table(&table, kind, &column)?;
     }
     install_all_triggers(&table, resource, &column);
     as_extension_owner(|| {
