@@ -34,24 +34,85 @@ COMMENT ON COLUMN tenancy.audited_tables.enabled_at IS 'When auditing was enable
 COMMENT ON COLUMN tenancy.audited_tables.triggers_enabled IS 'Whether the four tenancy_audit_* triggers exist and are enabled.';
 GRANT SELECT ON tenancy.audited_tables TO PUBLIC;
 
+-- Who reads which rows of the cluster log (Citus): the same as the policy
+-- above lets read tenancy.audit_log. It holds no policy and grants nothing
+-- (Citus runs shard queries as the querying role, on the workers, which have
+-- neither the masked roles nor the caller's tenant checks), so roles read it
+-- through tenancy._cluster_audit_rows(), which applies these two as the
+-- caller and reads as the extension owner.
+CREATE FUNCTION tenancy._audit_reads_all() RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce((SELECT r.rolsuper OR r.rolbypassrls FROM pg_catalog.pg_roles r
+                      WHERE r.rolname OPERATOR(pg_catalog.=) current_user), false)
+$$;
+COMMENT ON FUNCTION tenancy._audit_reads_all() IS
+    'Internal: whether the current role reads every audit row (superuser or BYPASSRLS, as row-level security has it).';
+CREATE FUNCTION tenancy._audit_readable_tenant() RETURNS uuid
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN EXISTS (SELECT FROM tenancy.masked_roles m
+                               JOIN pg_catalog.pg_roles r ON r.rolname OPERATOR(pg_catalog.=) m.role_name
+                              WHERE pg_catalog.pg_has_role(r.oid, 'MEMBER'))
+                THEN NULL ELSE tenancy.current_tenant() END
+$$;
+COMMENT ON FUNCTION tenancy._audit_readable_tenant() IS
+    'Internal: the tenant whose audit rows the current role reads, as the policy on tenancy.audit_log has it (NULL for masked roles).';
+COMMENT ON FUNCTION tenancy._cluster_audit_rows(text[], jsonb) IS
+    'Internal: the rows of tenancy.cluster_audit_log the calling role may read (of tables, of one record when record_key is given), as JSON; empty off Citus.';
+
+-- Every audit row a role may read, from every node of a Citus cluster.
+-- With the caller's rights: tenancy.audit_log's policy applies as on one node.
+CREATE VIEW tenancy.audit_trail WITH (security_invoker = true) AS
+SELECT a.* FROM tenancy.audit_log a
+UNION ALL
+SELECT c.* FROM tenancy._cluster_audit_rows(NULL, NULL) j
+ CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::tenancy.cluster_audit_log, j) c;
+COMMENT ON VIEW tenancy.audit_trail IS
+    'The audit rows the current role may read, from every node of a Citus cluster (tenancy.audit_log and tenancy.cluster_audit_log); on one node, what tenancy.audit_log shows it.';
+-- Its columns mean what the log's columns mean.
+DO $$
+DECLARE
+    c record;
+BEGIN
+    FOR c IN SELECT a.attname, pg_catalog.col_description(a.attrelid, a.attnum) AS said
+               FROM pg_catalog.pg_attribute a
+              WHERE a.attrelid OPERATOR(pg_catalog.=) 'tenancy.audit_log'::pg_catalog.regclass
+                AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+    LOOP
+        EXECUTE pg_catalog.format('COMMENT ON COLUMN tenancy.audit_trail.%I IS %L', c.attname, c.said);
+    END LOOP;
+END
+$$;
+GRANT SELECT ON tenancy.audit_trail TO PUBLIC;
+
 -- Runs with the caller's rights: an application role sees its own tenant's history.
 CREATE FUNCTION tenancy.row_history(tbl regclass, record_key jsonb)
 RETURNS SETOF tenancy.audit_log
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT a.*
-      FROM tenancy.audit_log a
-     -- A partitioned table's rows may have been written through any partition
-     -- (pg_partition_tree lists nothing for a plain table, hence the UNION).
-     WHERE a.table_name IN (SELECT pg_catalog.format('%I.%I', n.nspname, c.relname)
-                              FROM (SELECT row_history.tbl AS relid
-                                    UNION SELECT t.relid FROM pg_catalog.pg_partition_tree(row_history.tbl) t) p
-                              JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relid
-                              JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace)
-       -- An UPDATE that changed the key belongs to the history of both keys.
-       AND (a.record_key = row_history.record_key OR a.old_record_key = row_history.record_key)
-     ORDER BY a.logged_at, a.id
+    -- A partitioned table's rows may have been written through any partition
+    -- (pg_partition_tree lists nothing for a plain table, hence the UNION).
+    WITH tables AS (
+        SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) AS name
+          FROM (SELECT row_history.tbl AS relid
+                UNION SELECT t.relid FROM pg_catalog.pg_partition_tree(row_history.tbl) t) p
+          JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relid
+          JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace)
+    SELECT h.* FROM (
+        SELECT a.*
+          FROM tenancy.audit_log a
+         WHERE a.table_name IN (SELECT name FROM tables)
+           -- An UPDATE that changed the key belongs to the history of both keys.
+           AND (a.record_key = row_history.record_key OR a.old_record_key = row_history.record_key)
+        UNION ALL
+        SELECT c.*
+          FROM tenancy._cluster_audit_rows(ARRAY(SELECT name FROM tables), row_history.record_key) j
+         CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::tenancy.cluster_audit_log, j) c) h
+     ORDER BY h.logged_at, h.id
 $$;
 COMMENT ON FUNCTION tenancy.row_history(regclass, jsonb) IS
     'Every audit row of one record (by its record_key, e.g. ''{"id": 42}''), oldest first, including an UPDATE that gave it that key or took it away; for a partitioned table, written through any partition.';

@@ -47,6 +47,73 @@ COMMENT ON COLUMN tenancy.audit_log.client_addr IS 'The client''s address (NULL 
 COMMENT ON COLUMN tenancy.audit_log.txid IS 'The top-level transaction id of the change.';
 COMMENT ON COLUMN tenancy.audit_log.old_record_key IS 'UPDATE that changed the key: the record''s key before it (record_key is the new one); else NULL.';
 
+-- On a Citus cluster the audit rows of tables distributed by their tenant
+-- column are written on the node that holds the changed shard, in the same
+-- transaction: into tenancy.cluster_audit_log, distributed by tenant_id and
+-- co-located with those tables (docs/citus.md). enable_audit distributes it
+-- the first time it audits such a table; on one node it stays empty, without
+-- partitions. Same columns, in the same order, as tenancy.audit_log; ids
+-- carry the node group they were written on (see src/audit/cluster.rs).
+-- Nobody holds a privilege on it: roles read it through tenancy.audit_trail.
+CREATE TABLE tenancy.cluster_audit_log (
+    id               bigint NOT NULL,
+    logged_at        timestamptz NOT NULL,
+    tenant_id        uuid NOT NULL,
+    table_name       text NOT NULL,
+    op               text NOT NULL CHECK (op IN ('INSERT', 'UPDATE', 'DELETE')),
+    record_key       jsonb,
+    old_row          jsonb,
+    new_row          jsonb,
+    changed_cols     text[],
+    actor            text,
+    application_name text,
+    client_addr      inet,
+    txid             bigint NOT NULL,
+    old_record_key   jsonb
+) PARTITION BY RANGE (logged_at);
+COMMENT ON TABLE tenancy.cluster_audit_log IS
+    'On Citus: the audit rows of distributed tables, written beside the changed shard; distributed by tenant_id, monthly partitions on every node. Read through tenancy.audit_trail.';
+COMMENT ON COLUMN tenancy.cluster_audit_log.id IS 'Unique id of the audit row in the cluster: (node group + 1) * 2^52 plus a number from that node''s tenancy.audit_log_id_seq.';
+COMMENT ON COLUMN tenancy.cluster_audit_log.logged_at IS 'When the audited statement finished its changes on the shard (the worker''s clock).';
+COMMENT ON COLUMN tenancy.cluster_audit_log.tenant_id IS 'The row''s tenant (the table''s distribution column).';
+COMMENT ON COLUMN tenancy.cluster_audit_log.table_name IS 'The audited distributed table, schema-qualified and quoted as needed (not the shard).';
+COMMENT ON COLUMN tenancy.cluster_audit_log.op IS 'INSERT, UPDATE or DELETE (TRUNCATE is logged on the coordinator, in tenancy.audit_log).';
+COMMENT ON COLUMN tenancy.cluster_audit_log.record_key IS 'The changed record''s primary-key (or replica identity) values, as a JSON object.';
+COMMENT ON COLUMN tenancy.cluster_audit_log.old_row IS 'The row before the change (UPDATE, DELETE), excluded columns left out.';
+COMMENT ON COLUMN tenancy.cluster_audit_log.new_row IS 'The row after the change (INSERT, UPDATE), excluded columns left out.';
+COMMENT ON COLUMN tenancy.cluster_audit_log.changed_cols IS 'UPDATE: the audited columns whose values changed, in table order.';
+COMMENT ON COLUMN tenancy.cluster_audit_log.actor IS 'tenancy.current_actor() (set_actor on the coordinator reaches the workers), else the role the coordinator connected as.';
+COMMENT ON COLUMN tenancy.cluster_audit_log.application_name IS 'The application_name of the connection that wrote the shard (Citus names its own).';
+COMMENT ON COLUMN tenancy.cluster_audit_log.client_addr IS 'The address of the connection that wrote the shard (the coordinator''s).';
+COMMENT ON COLUMN tenancy.cluster_audit_log.txid IS 'The top-level transaction id on the node that wrote the row (the node group in id tells which).';
+COMMENT ON COLUMN tenancy.cluster_audit_log.old_record_key IS 'UPDATE that changed the key: the record''s key before it; else NULL.';
+REVOKE ALL ON tenancy.cluster_audit_log FROM PUBLIC;
+
+-- The cluster log keeps what the log keeps: whatever retention is set on
+-- tenancy.audit_log's partition set applies to it too, on every node (its
+-- partitions are distributed, so dropping one on the coordinator drops it
+-- on every worker).
+CREATE FUNCTION tenancy._cluster_audit_retention() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE tenancy.partition_sets c
+       SET retention = NEW.retention, retention_mode = NEW.retention_mode
+     WHERE c.parent OPERATOR(pg_catalog.=) 'tenancy.cluster_audit_log'::pg_catalog.regclass
+       AND (c.retention IS DISTINCT FROM NEW.retention OR c.retention_mode OPERATOR(pg_catalog.<>) NEW.retention_mode);
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION tenancy._cluster_audit_retention() IS
+    'Internal: gives tenancy.cluster_audit_log the retention of tenancy.audit_log''s partition set.';
+REVOKE EXECUTE ON FUNCTION tenancy._cluster_audit_retention() FROM PUBLIC;
+CREATE TRIGGER cluster_audit_retention AFTER INSERT OR UPDATE OF retention, retention_mode ON tenancy.partition_sets
+    FOR EACH ROW WHEN (NEW.parent OPERATOR(pg_catalog.=) 'tenancy.audit_log'::pg_catalog.regclass)
+    EXECUTE FUNCTION tenancy._cluster_audit_retention();
+COMMENT ON TRIGGER cluster_audit_retention ON tenancy.partition_sets IS
+    'Retention set on tenancy.audit_log applies to tenancy.cluster_audit_log as well.';
+
 CREATE TABLE tenancy.audit_config (
     tbl             regclass PRIMARY KEY,
     exclude_columns text[] NOT NULL DEFAULT '{}',

@@ -9,7 +9,10 @@
 -- the masking key get cluster copies that a Citus coordinator makes reference
 -- tables (sql/cluster_catalog.sql); verify_isolation() accepts the policy form
 -- Citus tables get; row quotas of distributed tables count in co-located
--- counters, against limits copied to every node (sql/quota_cluster.sql).
+-- counters, against limits copied to every node (sql/quota_cluster.sql);
+-- audited distributed tables log beside their shards, in
+-- tenancy.cluster_audit_log, read through tenancy.audit_trail and
+-- row_history (sql/audit_catalog.sql, sql/audit_api.sql).
 \echo Use "ALTER EXTENSION pg_tenancy UPDATE" to load this file. \quit
 
 -- New C function of the 0.3.0 library.
@@ -441,9 +444,13 @@ AS $$
         SELECT c.tenant_id, c.registered, c.reltuples, c.bytes, c.analyzed, c.share
           FROM tenancy._citus_tenant_shares() c
     ), audit AS (
+        -- On Citus, distributed tables' rows are in the cluster log.
         SELECT a.tenant_id, count(*) AS events
-          FROM tenancy.audit_log a
-         WHERE a.logged_at >= statement_timestamp() - interval '24 hours'
+          FROM (SELECT l.tenant_id FROM tenancy.audit_log l
+                 WHERE l.logged_at >= statement_timestamp() - interval '24 hours'
+                UNION ALL
+                SELECT c.tenant_id FROM tenancy.cluster_audit_log c
+                 WHERE c.logged_at >= statement_timestamp() - interval '24 hours') a
          GROUP BY a.tenant_id
     ), top_quota AS (
         SELECT DISTINCT ON (q.tenant_id) q.tenant_id, q.resource, q.pct_used
@@ -594,3 +601,161 @@ COMMENT ON TRIGGER cluster_quota_limits ON tenancy.plans IS
     'Keeps the rows of tenancy.cluster_quota_limits of the plan''s tenants current.';
 COMMENT ON TRIGGER cluster_quota_limits ON tenancy.row_quotas IS
     'Rebuilds tenancy.cluster_quota_limits when the resources rows count against change.';
+
+-- Audit on Citus (src/audit/cluster.rs): the cluster log, from
+-- sql/audit_catalog.sql as a fresh install runs it.
+-- On a Citus cluster the audit rows of tables distributed by their tenant
+-- column are written on the node that holds the changed shard, in the same
+-- transaction: into tenancy.cluster_audit_log, distributed by tenant_id and
+-- co-located with those tables (docs/citus.md). enable_audit distributes it
+-- the first time it audits such a table; on one node it stays empty, without
+-- partitions. Same columns, in the same order, as tenancy.audit_log; ids
+-- carry the node group they were written on (see src/audit/cluster.rs).
+-- Nobody holds a privilege on it: roles read it through tenancy.audit_trail.
+CREATE TABLE tenancy.cluster_audit_log (
+    id               bigint NOT NULL,
+    logged_at        timestamptz NOT NULL,
+    tenant_id        uuid NOT NULL,
+    table_name       text NOT NULL,
+    op               text NOT NULL CHECK (op IN ('INSERT', 'UPDATE', 'DELETE')),
+    record_key       jsonb,
+    old_row          jsonb,
+    new_row          jsonb,
+    changed_cols     text[],
+    actor            text,
+    application_name text,
+    client_addr      inet,
+    txid             bigint NOT NULL,
+    old_record_key   jsonb
+) PARTITION BY RANGE (logged_at);
+COMMENT ON TABLE tenancy.cluster_audit_log IS
+    'On Citus: the audit rows of distributed tables, written beside the changed shard; distributed by tenant_id, monthly partitions on every node. Read through tenancy.audit_trail.';
+COMMENT ON COLUMN tenancy.cluster_audit_log.id IS 'Unique id of the audit row in the cluster: (node group + 1) * 2^52 plus a number from that node''s tenancy.audit_log_id_seq.';
+COMMENT ON COLUMN tenancy.cluster_audit_log.logged_at IS 'When the audited statement finished its changes on the shard (the worker''s clock).';
+COMMENT ON COLUMN tenancy.cluster_audit_log.tenant_id IS 'The row''s tenant (the table''s distribution column).';
+COMMENT ON COLUMN tenancy.cluster_audit_log.table_name IS 'The audited distributed table, schema-qualified and quoted as needed (not the shard).';
+COMMENT ON COLUMN tenancy.cluster_audit_log.op IS 'INSERT, UPDATE or DELETE (TRUNCATE is logged on the coordinator, in tenancy.audit_log).';
+COMMENT ON COLUMN tenancy.cluster_audit_log.record_key IS 'The changed record''s primary-key (or replica identity) values, as a JSON object.';
+COMMENT ON COLUMN tenancy.cluster_audit_log.old_row IS 'The row before the change (UPDATE, DELETE), excluded columns left out.';
+COMMENT ON COLUMN tenancy.cluster_audit_log.new_row IS 'The row after the change (INSERT, UPDATE), excluded columns left out.';
+COMMENT ON COLUMN tenancy.cluster_audit_log.changed_cols IS 'UPDATE: the audited columns whose values changed, in table order.';
+COMMENT ON COLUMN tenancy.cluster_audit_log.actor IS 'tenancy.current_actor() (set_actor on the coordinator reaches the workers), else the role the coordinator connected as.';
+COMMENT ON COLUMN tenancy.cluster_audit_log.application_name IS 'The application_name of the connection that wrote the shard (Citus names its own).';
+COMMENT ON COLUMN tenancy.cluster_audit_log.client_addr IS 'The address of the connection that wrote the shard (the coordinator''s).';
+COMMENT ON COLUMN tenancy.cluster_audit_log.txid IS 'The top-level transaction id on the node that wrote the row (the node group in id tells which).';
+COMMENT ON COLUMN tenancy.cluster_audit_log.old_record_key IS 'UPDATE that changed the key: the record''s key before it; else NULL.';
+REVOKE ALL ON tenancy.cluster_audit_log FROM PUBLIC;
+
+-- The cluster log keeps what the log keeps: whatever retention is set on
+-- tenancy.audit_log's partition set applies to it too, on every node (its
+-- partitions are distributed, so dropping one on the coordinator drops it
+-- on every worker).
+CREATE FUNCTION tenancy._cluster_audit_retention() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE tenancy.partition_sets c
+       SET retention = NEW.retention, retention_mode = NEW.retention_mode
+     WHERE c.parent OPERATOR(pg_catalog.=) 'tenancy.cluster_audit_log'::pg_catalog.regclass
+       AND (c.retention IS DISTINCT FROM NEW.retention OR c.retention_mode OPERATOR(pg_catalog.<>) NEW.retention_mode);
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION tenancy._cluster_audit_retention() IS
+    'Internal: gives tenancy.cluster_audit_log the retention of tenancy.audit_log''s partition set.';
+REVOKE EXECUTE ON FUNCTION tenancy._cluster_audit_retention() FROM PUBLIC;
+CREATE TRIGGER cluster_audit_retention AFTER INSERT OR UPDATE OF retention, retention_mode ON tenancy.partition_sets
+    FOR EACH ROW WHEN (NEW.parent OPERATOR(pg_catalog.=) 'tenancy.audit_log'::pg_catalog.regclass)
+    EXECUTE FUNCTION tenancy._cluster_audit_retention();
+COMMENT ON TRIGGER cluster_audit_retention ON tenancy.partition_sets IS
+    'Retention set on tenancy.audit_log applies to tenancy.cluster_audit_log as well.';
+
+-- From sql/audit_api.sql: who reads the cluster log, the view over both logs,
+-- and row_history reading both.
+-- Who reads which rows of the cluster log (Citus): the same as the policy
+-- above lets read tenancy.audit_log. It holds no policy and grants nothing
+-- (Citus runs shard queries as the querying role, on the workers, which have
+-- neither the masked roles nor the caller's tenant checks), so roles read it
+-- through tenancy._cluster_audit_rows(), which applies these two as the
+-- caller and reads as the extension owner.
+CREATE FUNCTION tenancy._audit_reads_all() RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce((SELECT r.rolsuper OR r.rolbypassrls FROM pg_catalog.pg_roles r
+                      WHERE r.rolname OPERATOR(pg_catalog.=) current_user), false)
+$$;
+COMMENT ON FUNCTION tenancy._audit_reads_all() IS
+    'Internal: whether the current role reads every audit row (superuser or BYPASSRLS, as row-level security has it).';
+CREATE FUNCTION tenancy._audit_readable_tenant() RETURNS uuid
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN EXISTS (SELECT FROM tenancy.masked_roles m
+                               JOIN pg_catalog.pg_roles r ON r.rolname OPERATOR(pg_catalog.=) m.role_name
+                              WHERE pg_catalog.pg_has_role(r.oid, 'MEMBER'))
+                THEN NULL ELSE tenancy.current_tenant() END
+$$;
+COMMENT ON FUNCTION tenancy._audit_readable_tenant() IS
+    'Internal: the tenant whose audit rows the current role reads, as the policy on tenancy.audit_log has it (NULL for masked roles).';
+CREATE FUNCTION tenancy."_cluster_audit_rows"(
+	"tables" TEXT[], /* :: std :: option :: Option < Vec < String > > */
+	"record_key" jsonb /* Option < pgrx :: JsonB > */
+) RETURNS SETOF jsonb /* pgrx :: JsonB */
+STABLE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', '_cluster_audit_rows_wrapper';
+COMMENT ON FUNCTION tenancy._cluster_audit_rows(text[], jsonb) IS
+    'Internal: the rows of tenancy.cluster_audit_log the calling role may read (of tables, of one record when record_key is given), as JSON; empty off Citus.';
+
+-- Every audit row a role may read, from every node of a Citus cluster.
+-- With the caller's rights: tenancy.audit_log's policy applies as on one node.
+CREATE VIEW tenancy.audit_trail WITH (security_invoker = true) AS
+SELECT a.* FROM tenancy.audit_log a
+UNION ALL
+SELECT c.* FROM tenancy._cluster_audit_rows(NULL, NULL) j
+ CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::tenancy.cluster_audit_log, j) c;
+COMMENT ON VIEW tenancy.audit_trail IS
+    'The audit rows the current role may read, from every node of a Citus cluster (tenancy.audit_log and tenancy.cluster_audit_log); on one node, what tenancy.audit_log shows it.';
+-- Its columns mean what the log's columns mean.
+DO $$
+DECLARE
+    c record;
+BEGIN
+    FOR c IN SELECT a.attname, pg_catalog.col_description(a.attrelid, a.attnum) AS said
+               FROM pg_catalog.pg_attribute a
+              WHERE a.attrelid OPERATOR(pg_catalog.=) 'tenancy.audit_log'::pg_catalog.regclass
+                AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+    LOOP
+        EXECUTE pg_catalog.format('COMMENT ON COLUMN tenancy.audit_trail.%I IS %L', c.attname, c.said);
+    END LOOP;
+END
+$$;
+GRANT SELECT ON tenancy.audit_trail TO PUBLIC;
+
+CREATE OR REPLACE FUNCTION tenancy.row_history(tbl regclass, record_key jsonb)
+RETURNS SETOF tenancy.audit_log
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    -- A partitioned table's rows may have been written through any partition
+    -- (pg_partition_tree lists nothing for a plain table, hence the UNION).
+    WITH tables AS (
+        SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) AS name
+          FROM (SELECT row_history.tbl AS relid
+                UNION SELECT t.relid FROM pg_catalog.pg_partition_tree(row_history.tbl) t) p
+          JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relid
+          JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace)
+    SELECT h.* FROM (
+        SELECT a.*
+          FROM tenancy.audit_log a
+         WHERE a.table_name IN (SELECT name FROM tables)
+           -- An UPDATE that changed the key belongs to the history of both keys.
+           AND (a.record_key = row_history.record_key OR a.old_record_key = row_history.record_key)
+        UNION ALL
+        SELECT c.*
+          FROM tenancy._cluster_audit_rows(ARRAY(SELECT name FROM tables), row_history.record_key) j
+         CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::tenancy.cluster_audit_log, j) c) h
+     ORDER BY h.logged_at, h.id
+$$;

@@ -224,9 +224,13 @@ AS $$
         SELECT c.tenant_id, c.registered, c.reltuples, c.bytes, c.analyzed, c.share
           FROM tenancy._citus_tenant_shares() c
     ), audit AS (
+        -- On Citus, distributed tables' rows are in the cluster log.
         SELECT a.tenant_id, count(*) AS events
-          FROM tenancy.audit_log a
-         WHERE a.logged_at >= statement_timestamp() - interval '24 hours'
+          FROM (SELECT l.tenant_id FROM tenancy.audit_log l
+                 WHERE l.logged_at >= statement_timestamp() - interval '24 hours'
+                UNION ALL
+                SELECT c.tenant_id FROM tenancy.cluster_audit_log c
+                 WHERE c.logged_at >= statement_timestamp() - interval '24 hours') a
          GROUP BY a.tenant_id
     ), top_quota AS (
         SELECT DISTINCT ON (q.tenant_id) q.tenant_id, q.resource, q.pct_used

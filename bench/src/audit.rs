@@ -14,8 +14,8 @@ use postgres::Client;
 use std::time::{Duration, Instant};
 
 const DATABASE: &str = "bench_audit";
-const ROWS: i64 = 100_000;
-const RUNS: usize = 5;
+pub const ROWS: i64 = 100_000;
+pub const RUNS: usize = 5;
 /// pgbench rounds per durability setting (one run of each variant a round).
 const PGBENCH_ROUNDS: usize = 7;
 
@@ -86,7 +86,7 @@ $$ LANGUAGE plpgsql;
 "#;
 
 /// The 10-column table every variant writes to.
-fn create_table(name: &str) -> String {
+pub fn create_table(name: &str) -> String {
     format!(
         "CREATE TABLE {name} (
              id uuid PRIMARY KEY, org_id uuid NOT NULL, name text, email text,
@@ -170,7 +170,41 @@ fn run_once(client: &mut Client, variant: Variant) -> [Duration; 3] {
              RESET session_replication_role",
         )
         .unwrap();
-    let table = variant.table();
+    let times = write_rows(client, variant.table());
+    if variant == Variant::Ours {
+        let logged: i64 = client
+            .query_one("SELECT count(*) FROM tenancy.audit_log", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(logged, 3 * ROWS, "every change must be audited");
+    }
+    times
+}
+
+/// One single-node run of the unaudited table or pg_tenancy's audited one,
+/// for comparisons made elsewhere (the Citus scenario). `client` is on a
+/// database [`prepare_single_node`] set up.
+pub fn single_node_run(client: &mut Client, audited: bool) -> [Duration; 3] {
+    run_once(
+        client,
+        if audited {
+            Variant::Ours
+        } else {
+            Variant::Plain
+        },
+    )
+}
+
+/// Makes `database` ready for [`single_node_run`].
+pub fn prepare_single_node(bench: &Bench, database: &str) -> Client {
+    let mut client = bench.fresh_database(database);
+    client.batch_execute(SEED_AUDIT).unwrap();
+    client
+}
+
+/// INSERT, UPDATE and DELETE of ROWS rows in `table` (empty, 10 columns),
+/// each timed; the table is empty again after it.
+pub fn write_rows(client: &mut Client, table: &str) -> [Duration; 3] {
     let statements = [
         format!(
             "INSERT INTO {table}
@@ -190,28 +224,37 @@ fn run_once(client: &mut Client, variant: Variant) -> [Duration; 3] {
         times[i] = start.elapsed();
         assert_eq!(changed as i64, ROWS);
     }
-    if variant == Variant::Ours {
-        let logged: i64 = client
-            .query_one("SELECT count(*) FROM tenancy.audit_log", &[])
-            .unwrap()
-            .get(0);
-        assert_eq!(logged, 3 * ROWS, "every change must be audited");
-    }
     times
 }
 
-fn median(mut values: Vec<Duration>) -> Duration {
+pub fn median(mut values: Vec<Duration>) -> Duration {
     values.sort();
     values[values.len() / 2]
 }
 
-fn per_row(d: Duration) -> f64 {
+/// The median of the paired per-row differences `audited[i] - plain[i]` of
+/// operation `op`, and all of them in run order.
+pub fn paired_cost(
+    audited: &[[Duration; 3]],
+    plain: &[[Duration; 3]],
+    op: usize,
+) -> (f64, Vec<f64>) {
+    let runs: Vec<f64> = audited
+        .iter()
+        .zip(plain)
+        .map(|(a, p)| per_row(a[op]) - per_row(p[op]))
+        .collect();
+    let mut sorted = runs.clone();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    (sorted[sorted.len() / 2], runs)
+}
+
+pub fn per_row(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6 / ROWS as f64
 }
 
 pub fn audit(bench: &Bench, report: &mut Report) {
-    let mut client = bench.fresh_database(DATABASE);
-    client.batch_execute(SEED_AUDIT).unwrap();
+    let mut client = prepare_single_node(bench, DATABASE);
     let variants = [Variant::Plain, Variant::Seed, Variant::Ours];
     let mut samples: Vec<Vec<[Duration; 3]>> = vec![Vec::new(); variants.len()];
     for _ in 0..RUNS {
@@ -227,13 +270,8 @@ pub fn audit(bench: &Bench, report: &mut Report) {
         let plain = median(samples[0].iter().map(|r| r[op]).collect());
         for v in [1usize, 2] {
             let audited = median(samples[v].iter().map(|r| r[op]).collect());
-            let mut costs: Vec<f64> = samples[v]
-                .iter()
-                .zip(&samples[0])
-                .map(|(a, p)| per_row(a[op]) - per_row(p[op]))
-                .collect();
+            let (cost, mut costs) = paired_cost(&samples[v], &samples[0], op);
             costs.sort_by(|a, b| a.total_cmp(b));
-            let cost = costs[costs.len() / 2];
             report.push(Row {
                 scenario: format!("audit: 100k-row {name}, {}", variants[v].label()),
                 ours: format!(

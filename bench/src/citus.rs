@@ -9,6 +9,11 @@
 //!   `WHERE tenant_id = '…'` with row security off. Target <= 1.10.
 //! - `consume` with 16 clients on the coordinator against the same on the
 //!   single-node cluster, in the same run. Target >= 0.5.
+//! - Audit (issue 18): 100k-row INSERT, one-column UPDATE and DELETE on a
+//!   10-column table distributed by its tenant column, unaudited against
+//!   audited, beside the same on one node, runs interleaved. The audit cost
+//!   per changed row on the cluster against the cost on one node: target
+//!   <= 2.
 
 use crate::report::{median_times_interleaved, Better, Report, Row};
 use crate::Bench;
@@ -26,6 +31,81 @@ pub fn citus(bench: &Bench, report: &mut Report) {
     };
     isolation(&cluster, report);
     consume(bench, &cluster, report);
+    audit(bench, &cluster, report);
+}
+
+fn audit(single: &Bench, cluster: &Bench, report: &mut Report) {
+    use crate::audit::{
+        create_table, median, paired_cost, single_node_run, write_rows, ROWS, RUNS,
+    };
+    let single_db = "bench_citus_audit";
+    let mut one_node = crate::audit::prepare_single_node(single, single_db);
+    let mut coordinator = cluster.connect(DATABASE);
+    // Tenant ids for the org_id values the rows take (50 of them).
+    coordinator
+        .batch_execute(&format!(
+            "SET client_min_messages = warning;
+             CREATE EXTENSION IF NOT EXISTS pg_tenancy;
+             DROP TABLE IF EXISTS cluster_plain, cluster_audited;
+             {}; {};
+             SELECT create_distributed_table('cluster_plain', 'org_id');
+             SELECT create_distributed_table('cluster_audited', 'org_id', colocate_with => 'cluster_plain');
+             SELECT tenancy.register_table('cluster_audited', 'org_id');
+             SELECT tenancy.enable_audit('cluster_audited');",
+            create_table("cluster_plain"),
+            create_table("cluster_audited")
+        ))
+        .unwrap();
+    let mut cluster_runs: [Vec<[std::time::Duration; 3]>; 2] = [Vec::new(), Vec::new()];
+    let mut node_runs: [Vec<[std::time::Duration; 3]>; 2] = [Vec::new(), Vec::new()];
+    for _ in 0..RUNS {
+        // Interleaved, so drift hits every variant alike.
+        for (v, table) in ["cluster_plain", "cluster_audited"].iter().enumerate() {
+            coordinator
+                .batch_execute("TRUNCATE tenancy.cluster_audit_log")
+                .unwrap();
+            cluster_runs[v].push(write_rows(&mut coordinator, table));
+            if v == 1 {
+                let logged: i64 = coordinator
+                    .query_one("SELECT count(*) FROM tenancy.cluster_audit_log", &[])
+                    .unwrap()
+                    .get(0);
+                assert_eq!(
+                    logged,
+                    3 * ROWS,
+                    "every change on the cluster must be audited"
+                );
+            }
+            node_runs[v].push(single_node_run(&mut one_node, v == 1));
+        }
+    }
+    for (op, name) in ["INSERT", "UPDATE", "DELETE"].iter().enumerate() {
+        let (on_cluster, _) = paired_cost(&cluster_runs[1], &cluster_runs[0], op);
+        let (on_one_node, _) = paired_cost(&node_runs[1], &node_runs[0], op);
+        let plain = median(cluster_runs[0].iter().map(|r| r[op]).collect());
+        let audited = median(cluster_runs[1].iter().map(|r| r[op]).collect());
+        report.push(Row {
+            scenario: format!(
+                "citus: audit cost per row, 100k-row {name}, distributed vs one node (median of {RUNS} paired runs)"
+            ),
+            ours: format!(
+                "{on_cluster:.2} us ({} audited, {} not)",
+                crate::report::format_duration(audited),
+                crate::report::format_duration(plain)
+            ),
+            anchor: format!("{on_one_node:.2} us on one node"),
+            ratio: Some(on_cluster / on_one_node),
+            target: Some((Better::Lower, 2.0)),
+        });
+    }
+    coordinator
+        .batch_execute("DROP TABLE cluster_plain, cluster_audited")
+        .unwrap();
+    drop(one_node);
+    single
+        .connect("postgres")
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {single_db} WITH (FORCE)"))
+        .unwrap();
 }
 
 fn isolation(cluster: &Bench, report: &mut Report) {

@@ -3,6 +3,7 @@
 
 use super::seal;
 use super::triggers::{invalidate, trigger_definitions};
+use crate::common::citus;
 use crate::common::error::{self, required, Result};
 use crate::common::privilege::as_extension_owner;
 use crate::common::relation::Relation;
@@ -53,13 +54,6 @@ fn enable_audit(
             "pg_tenancy's own tables cannot be audited",
         ));
     }
-    // Audit rows are written where the change happens; on Citus that is a
-    // worker, whose copy of the log nothing gathers yet.
-    crate::common::citus::refuse_citus_table(
-        table.oid,
-        &table.qualified_name(),
-        "tenancy.enable_audit()",
-    )?;
     require_record_key(&table)?;
     let mut excluded: Vec<String> = Vec::new();
     for column in exclude_columns {
@@ -71,6 +65,12 @@ fn enable_audit(
         }
     }
     excluded.sort();
+    // Audit rows are written where the change happens: on Citus, beside the
+    // shard (audit::cluster).
+    let citus_kind = citus::table_kind(table.oid);
+    if let Some(kind) = citus_kind {
+        super::cluster::prepare_table(&table, kind)?;
+    }
     super::ensure_audit_log_partitions();
 
     let previous: Option<Option<Vec<String>>> = as_extension_owner(|| {
@@ -88,7 +88,11 @@ fn enable_audit(
         })
         .expect("reading audit settings failed")
     });
-    let changed = triggers::install(&table, trigger_definitions);
+    // On Citus the exclusions travel in the triggers: new ones replace them.
+    if citus_kind.is_some() && matches!(previous, Some(Some(ref old)) if *old != excluded) {
+        citus::with_unsafe_triggers(table.oid, || triggers::drop_all(&table, "tenancy_audit_"));
+    }
+    let changed = install_triggers(&table, &excluded);
     match previous {
         Some(Some(ref old)) if *old == excluded && !changed => {
             error::notice(format!(
@@ -123,10 +127,28 @@ fn enable_audit(
 #[pg_extern(volatile, parallel_unsafe)]
 fn _audit_cover_partitions(tbl: RegClass) -> Result<()> {
     let table = Relation::lookup_table(tbl)?;
-    if triggers::install(&table, trigger_definitions) {
+    let excluded = as_extension_owner(|| {
+        crate::common::sql::select_value::<Vec<String>>(
+            "SELECT exclude_columns FROM tenancy.audit_config WHERE tbl = $1",
+            &[tbl.into()],
+        )
+    })
+    .unwrap_or_default();
+    if install_triggers(&table, &excluded) {
         invalidate(&table);
     }
     Ok(())
+}
+
+/// Puts the audit triggers on `table` and its partitions where they are
+/// missing; true when it created any.
+fn install_triggers(table: &Relation, excluded: &[String]) -> bool {
+    let arguments = super::cluster::trigger_arguments(table.oid, excluded);
+    citus::with_unsafe_triggers(table.oid, || {
+        triggers::install(table, |qualified| {
+            trigger_definitions(qualified, &arguments)
+        })
+    })
 }
 
 /// Stops auditing `tbl` (and its partitions). The rows already logged stay.
@@ -134,7 +156,12 @@ fn _audit_cover_partitions(tbl: RegClass) -> Result<()> {
 fn disable_audit(tbl: Option<RegClass>) -> Result<()> {
     let tbl = required(tbl, "tbl")?;
     let table = Relation::owned_table(tbl)?;
-    let changed = triggers::drop_all(&table, "tenancy_audit_");
+    // First, before this transaction holds a lock on a shard: the TRUNCATE
+    // trigger a moved shard may have (an idle one: a shard's TRUNCATE is
+    // its table's, logged on the coordinator).
+    citus::drop_shard_triggers(table.oid, "tenancy_audit_truncate");
+    let changed =
+        citus::with_unsafe_triggers(table.oid, || triggers::drop_all(&table, "tenancy_audit_"));
     let configured = as_extension_owner(|| {
         Spi::connect_mut(|client| {
             Ok::<_, pgrx::spi::Error>(
@@ -188,4 +215,16 @@ fn verify_audit(
             .into_iter()
             .map(|v| (v.tenant, v.rows_checked, v.ok, v.first_bad_id)),
     )
+}
+
+/// The rows of `tenancy.cluster_audit_log` the calling role may read, as
+/// JSON (`tenancy.audit_trail` and `row_history` turn them back into rows):
+/// of `tables` when given, of the record `record_key` names when given.
+/// Empty where the cluster log is not distributed.
+#[pg_extern(stable, parallel_unsafe)]
+fn _cluster_audit_rows(
+    tables: Option<Vec<String>>,
+    record_key: Option<pgrx::JsonB>,
+) -> SetOfIterator<'static, pgrx::JsonB> {
+    SetOfIterator::new(super::cluster::readable_rows(tables, record_key))
 }

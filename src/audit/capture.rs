@@ -4,6 +4,7 @@
 
 use super::catalog_oids;
 use super::chunks::Chunks;
+use super::cluster::{self, Target};
 use super::plan::{self, TablePlan};
 use super::row_json::ObjectBuilder;
 use super::store::{self, col, Writer, COLUMNS};
@@ -114,7 +115,11 @@ const IDS_PER_VALUE: i64 = 1000;
 /// The backend's current block of ids, kept across statements so a stream
 /// of one-row statements also calls nextval once per thousand rows (ids of a
 /// rolled-back statement are skipped, as sequence values always are).
-struct Ids;
+/// `base` is added to each: 0 in `tenancy.audit_log`, the node group's
+/// offset in the cluster log (audit::cluster).
+struct Ids {
+    base: i64,
+}
 
 thread_local! {
     static ID_BLOCK: std::cell::Cell<(i64, i64)> = const { std::cell::Cell::new((0, 0)) };
@@ -129,7 +134,7 @@ impl Ids {
             end = next + IDS_PER_VALUE;
         }
         ID_BLOCK.with(|b| b.set((next + 1, end)));
-        pg_sys::Datum::from(next)
+        pg_sys::Datum::from(self.base + next)
     }
 }
 
@@ -253,13 +258,28 @@ fn _audit_statement<'a>(
     // for INSERT/UPDATE/DELETE, transition tables declared by enable_audit.
     unsafe {
         let relation = data.tg_relation;
-        let plan = plan::plan_for(relation);
+        let log = match cluster::target_of((*relation).rd_id) {
+            Target::Local => Log {
+                relid: catalog_oids::audit_log(),
+                id_base: 0,
+            },
+            Target::Shard(shard) => Log {
+                relid: shard.log,
+                id_base: shard.id_base,
+            },
+            Target::Elsewhere => return Ok(None),
+        };
+        let plan = plan::plan_for(relation, || trigger.extra_args().unwrap_or_default());
         let tupdesc = (*relation).rd_att;
         let logged_at = pg_sys::GetCurrentTimestamp();
         if pgrx::trigger_support::trigger_fired_by_truncate(event) {
+            // A shard's TRUNCATE is its table's, which the coordinator logs.
+            if log.id_base != 0 {
+                return Ok(None);
+            }
             let statement = Statement::new(&plan, "TRUNCATE", logged_at);
-            let mut writer = Writer::open(logged_at, 1);
-            let mut ids = Ids;
+            let mut writer = Writer::open(log.relid, logged_at, 1);
+            let mut ids = Ids { base: 0 };
             let mut row = statement.row();
             row[col::ID] = Some(ids.next());
             // On a table with a tenant column, TRUNCATE removes every tenant's
@@ -271,6 +291,7 @@ fn _audit_statement<'a>(
             writer.finish();
         } else if pgrx::trigger_support::trigger_fired_by_insert(event) {
             capture_one_side(
+                &log,
                 &plan,
                 "INSERT",
                 data.tg_newtable,
@@ -280,6 +301,7 @@ fn _audit_statement<'a>(
             );
         } else if pgrx::trigger_support::trigger_fired_by_delete(event) {
             capture_one_side(
+                &log,
                 &plan,
                 "DELETE",
                 data.tg_oldtable,
@@ -289,6 +311,7 @@ fn _audit_statement<'a>(
             );
         } else if pgrx::trigger_support::trigger_fired_by_update(event) {
             capture_updates(
+                &log,
                 &plan,
                 data.tg_oldtable,
                 data.tg_newtable,
@@ -300,8 +323,15 @@ fn _audit_statement<'a>(
     Ok(None)
 }
 
+/// The log a statement's audit rows go to.
+struct Log {
+    relid: pg_sys::Oid,
+    id_base: i64,
+}
+
 /// INSERT (new rows into `new_row`) or DELETE (old rows into `old_row`).
 unsafe fn capture_one_side(
+    log: &Log,
     plan: &TablePlan,
     op: &str,
     store: *mut pg_sys::Tuplestorestate,
@@ -319,8 +349,8 @@ unsafe fn capture_one_side(
     unsafe {
         let statement = Statement::new(plan, op, logged_at);
         let mut reader = TransitionReader::new(store, tupdesc);
-        let mut writer = Writer::open(logged_at, reader.count());
-        let mut ids = Ids;
+        let mut writer = Writer::open(log.relid, logged_at, reader.count());
+        let mut ids = Ids { base: log.id_base };
         with_scratch(|scratch| {
             // Tuples are fetched in the statement's memory: a transition table
             // spilled to disk hands out tuples palloc'd there, which its slot
@@ -344,6 +374,7 @@ unsafe fn capture_one_side(
 /// UPDATE: the old and new transition tables hold each updated row at the
 /// same position. A row whose audited columns are all unchanged is skipped.
 unsafe fn capture_updates(
+    log: &Log,
     plan: &TablePlan,
     old_store: *mut pg_sys::Tuplestorestate,
     new_store: *mut pg_sys::Tuplestorestate,
@@ -361,8 +392,8 @@ unsafe fn capture_updates(
         let statement = Statement::new(plan, "UPDATE", logged_at);
         let mut old_reader = TransitionReader::new(old_store, tupdesc);
         let mut new_reader = TransitionReader::new(new_store, tupdesc);
-        let mut writer = Writer::open(logged_at, new_reader.count());
-        let mut ids = Ids;
+        let mut writer = Writer::open(log.relid, logged_at, new_reader.count());
+        let mut ids = Ids { base: log.id_base };
         with_scratch(|scratch| {
             // Fetched in the statement's memory (see capture_one_side).
             while let (Some((old_values, old_nulls)), Some((new_values, new_nulls))) =

@@ -5,6 +5,7 @@ mod api;
 mod capture;
 mod catalog_oids;
 mod chunks;
+mod cluster;
 mod guard;
 pub mod jsonb;
 mod partitions;
@@ -33,6 +34,7 @@ pgrx::extension_sql_file!(
         api::disable_audit,
         api::seal_audit,
         api::verify_audit,
+        api::_cluster_audit_rows,
         capture::_audit_statement,
         guard::_guard_audit_tables,
         tenant::api::current_tenant
@@ -43,6 +45,7 @@ pgrx::extension_sql_file!(
 /// audit's part in partition maintenance and tenant purges; called from `_PG_init`.
 pub fn init() {
     crate::common::invalidation::on_relcache(capture::forget);
+    cluster::init();
     crate::common::hooks::on_child_attached(partitions::child_attached);
     crate::common::hooks::on_children_retired(partitions::children_retired);
     crate::common::hooks::on_purge_recorded(purge::record);
@@ -52,8 +55,27 @@ pub fn init() {
 /// partition for now. Each child gets its index and guard from
 /// [`partitions::child_attached`].
 pub fn ensure_audit_log_partitions() {
+    ensure_monthly_set(c"audit_log");
+}
+
+/// Makes sure `tenancy.cluster_audit_log` is a managed partition set like
+/// the log, with the log's retention (a trigger on `tenancy.partition_sets`
+/// keeps it so), before it is distributed.
+pub fn ensure_cluster_audit_log_partitions() {
+    ensure_monthly_set(c"cluster_audit_log");
+    crate::common::privilege::as_extension_owner(|| {
+        pgrx::Spi::run(
+            "UPDATE tenancy.partition_sets c SET retention = a.retention, retention_mode = a.retention_mode
+               FROM tenancy.partition_sets a
+              WHERE a.parent = 'tenancy.audit_log'::regclass AND c.parent = 'tenancy.cluster_audit_log'::regclass",
+        )
+    })
+    .expect("giving the cluster audit log the log's retention failed");
+}
+
+fn ensure_monthly_set(table: &std::ffi::CStr) {
     crate::partition::ensure_internal_set(&crate::partition::InternalSet {
-        table: c"audit_log",
+        table,
         control_column: "logged_at",
         interval: "1 month",
         premake: 2,

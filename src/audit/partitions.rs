@@ -17,20 +17,32 @@ pub fn child_attached(event: &ChildAttached) {
         give_log_partition_extras(event.child);
         return;
     }
-    let audited = as_extension_owner(|| {
-        select_value::<bool>(
-            "SELECT true FROM tenancy.audit_config WHERE tbl OPERATOR(pg_catalog.=) $1",
+    if is_cluster_log(event.parent) {
+        // No guard: nobody holds a privilege on it (audit_catalog.sql), and
+        // its shards are written by shard queries, which the coordinator's
+        // extension code cannot vouch for on the worker.
+        as_extension_owner(|| crate::common::sql::run_each(&[brin_index(event.child)]));
+        return;
+    }
+    let excluded = as_extension_owner(|| {
+        select_value::<Vec<String>>(
+            "SELECT exclude_columns FROM tenancy.audit_config WHERE tbl OPERATOR(pg_catalog.=) $1",
             &[RegClass(event.parent).into()],
         )
-    })
-    .is_some();
-    if audited {
-        crate::common::triggers::create_for_partition(&super::triggers::trigger_sql(event.child));
+    });
+    if let Some(excluded) = excluded {
+        let arguments = super::cluster::trigger_arguments(event.parent, &excluded);
+        crate::common::citus::with_unsafe_triggers(event.parent, || {
+            crate::common::triggers::create_for_partition(&super::triggers::trigger_sql(
+                event.child,
+                &arguments,
+            ))
+        });
     }
 }
 
 pub fn children_retired(event: &ChildrenRetired) {
-    if event.parent != catalog_oids::audit_log() {
+    if event.parent != catalog_oids::audit_log() && !is_cluster_log(event.parent) {
         return;
     }
     with_internal_writes(|| {
@@ -53,11 +65,19 @@ pub fn children_retired(event: &ChildrenRetired) {
 fn give_log_partition_extras(child: &str) {
     as_extension_owner(|| {
         crate::common::sql::run_each(&[
-            format!("CREATE INDEX ON {child} USING brin (txid, logged_at)"),
+            brin_index(child),
             format!(
                 "CREATE TRIGGER tenancy_no_changes BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {child}
                      FOR EACH STATEMENT EXECUTE FUNCTION tenancy._guard_audit_tables()"
             ),
         ])
     });
+}
+
+fn brin_index(child: &str) -> String {
+    format!("CREATE INDEX ON {child} USING brin (txid, logged_at)")
+}
+
+fn is_cluster_log(relid: pg_sys::Oid) -> bool {
+    crate::common::relation::catalog_relid(c"cluster_audit_log") == Some(relid)
 }

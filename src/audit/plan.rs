@@ -102,14 +102,18 @@ pub fn forget(relid: pg_sys::Oid) {
     });
 }
 
-/// The plan of `relation`, built on first use.
-pub fn plan_for(relation: pg_sys::Relation) -> Rc<TablePlan> {
+/// The plan of `relation`, built on first use. `arguments` are the
+/// trigger's: on a shard, its table's excluded columns.
+pub fn plan_for(
+    relation: pg_sys::Relation,
+    arguments: impl FnOnce() -> Vec<String>,
+) -> Rc<TablePlan> {
     // SAFETY: the trigger manager hands us an open relation.
     let relid = unsafe { (*relation).rd_id };
     if let Some(plan) = PLANS.with(|plans| plans.borrow().get(&relid).cloned()) {
         return plan;
     }
-    let plan = Rc::new(build(relation));
+    let plan = Rc::new(build(relation, arguments));
     PLANS.with(|plans| plans.borrow_mut().insert(relid, plan.clone()));
     plan
 }
@@ -121,7 +125,41 @@ struct Settings {
     qualified_name: String,
 }
 
-fn settings(relid: pg_sys::Oid) -> Settings {
+/// The settings of a shard of a Citus table (audit::cluster), which its
+/// node may have no catalog rows for: its table's name, the excluded columns
+/// its triggers carry, and as tenant column its distribution column (or,
+/// for a reference table's placement on the coordinator, its table's
+/// registered one).
+fn shard_settings(
+    relid: pg_sys::Oid,
+    shard: super::cluster::Shard,
+    excluded: Vec<String>,
+) -> Settings {
+    let catalog = catalog_settings(relid);
+    let tenant_column = shard.distribution_column.or_else(|| {
+        as_extension_owner(|| {
+            crate::common::sql::select_value::<String>(
+                "SELECT tenant_column::text FROM tenancy.tenant_tables WHERE tbl = pg_catalog.to_regclass($1)",
+                &[shard.table_name.as_str().into()],
+            )
+        })
+    });
+    Settings {
+        excluded,
+        tenant_column,
+        key_columns: catalog.key_columns,
+        qualified_name: shard.table_name,
+    }
+}
+
+fn settings(relid: pg_sys::Oid, arguments: impl FnOnce() -> Vec<String>) -> Settings {
+    match super::cluster::shard_of(relid) {
+        Some(shard) => shard_settings(relid, shard, arguments()),
+        None => catalog_settings(relid),
+    }
+}
+
+fn catalog_settings(relid: pg_sys::Oid) -> Settings {
     as_extension_owner(|| {
         Spi::connect(|client| {
             let row = client
@@ -148,10 +186,7 @@ fn settings(relid: pg_sys::Oid) -> Settings {
                                          -- The primary key, else the replica identity index.
                                          SELECT k.indexrelid FROM pg_catalog.pg_index k
                                           WHERE k.indrelid = $1 AND (k.indisprimary OR k.indisreplident)
-                                          ORDER BY k.indisprimary DESC LIMIT 1)),
-                            pg_catalog.format('%I.%I', n.nspname, c.relname)
-                       FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-                      WHERE c.oid = $1",
+                                          ORDER BY k.indisprimary DESC LIMIT 1))",
                     None,
                     &[relid.into()],
                 )?
@@ -160,7 +195,9 @@ fn settings(relid: pg_sys::Oid) -> Settings {
                 excluded: row.get::<Vec<String>>(1)?.unwrap_or_default(),
                 tenant_column: row.get::<String>(2)?,
                 key_columns: row.get::<Vec<String>>(3)?.unwrap_or_default(),
-                qualified_name: row.get::<String>(4)?.unwrap_or_default(),
+                // From the syscache: Citus hides shards from queries of
+                // pg_class in client backends, and this may be one.
+                qualified_name: crate::common::relation::qualified_name_of(relid).unwrap_or_default(),
             })
         })
         .expect("reading the audit settings failed")
@@ -250,12 +287,12 @@ unsafe fn output_function(
     }
 }
 
-fn build(relation: pg_sys::Relation) -> TablePlan {
+fn build(relation: pg_sys::Relation, arguments: impl FnOnce() -> Vec<String>) -> TablePlan {
     // SAFETY: reads the open relation's descriptor; allocations go to a
     // context owned by the plan.
     unsafe {
         let relid = (*relation).rd_id;
-        let settings = settings(relid);
+        let settings = settings(relid, arguments);
         let memory = pg_sys::AllocSetContextCreateInternal(
             pg_sys::CacheMemoryContext,
             c"pg_tenancy audit plan".as_ptr(),

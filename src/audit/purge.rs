@@ -19,9 +19,19 @@ pub fn record(event: &TenantPurged, report: &mut PurgeReport) -> Result<()> {
     with_internal_writes(|| {
         as_extension_owner(|| {
             Spi::connect_mut(|client| {
-                let deleted = client
-                    .update("DELETE FROM tenancy.audit_log WHERE tenant_id = $1", None, &[tenant.into()])?
-                    .len() as i64;
+                // On Citus the tenant's rows of distributed tables are in
+                // the cluster log's shard for it (empty on one node; absent
+                // while an older release's SQL is installed).
+                let mut deleted = 0i64;
+                let mut logs = vec!["tenancy.audit_log"];
+                if crate::common::relation::catalog_relid(c"cluster_audit_log").is_some() {
+                    logs.push("tenancy.cluster_audit_log");
+                }
+                for log in logs {
+                    deleted += client
+                        .update(&format!("DELETE FROM {log} WHERE tenant_id = $1"), None, &[tenant.into()])?
+                        .len() as i64;
+                }
                 client.update("DELETE FROM tenancy.audit_chain WHERE tenant_key = $1", None, &[tenant.into()])?;
                 let head = client.update(
                     "DELETE FROM tenancy.audit_chain_heads WHERE tenant_key = $1

@@ -71,6 +71,115 @@ fn system_identifier() -> i64 {
     .unwrap_or(0)
 }
 
+/// The chain heads as sealing extends them: tenant key -> (position, link).
+type Heads = HashMap<pgrx::Uuid, (i64, Vec<u8>)>;
+
+/// Rows of one node's transactions to seal: those whose transaction id is
+/// in `[from, below)` (the previous seal's horizon for that node, and its
+/// oldest running transaction now) in `log`, with `only` narrowing them.
+struct Window<'a> {
+    log: &'a str,
+    only: &'a str,
+    from: i64,
+    below: i64,
+}
+
+/// Seals the rows of `window` in chain order (txid, id), extending `heads`;
+/// returns how many.
+fn seal_window(window: &Window, heads: &mut Heads) -> i64 {
+    let mut sealed = 0i64;
+    let mut after: (i64, i64) = (window.from - 1, i64::MIN);
+    loop {
+        // Keyset pages in chain order: (txid, id).
+        let page: Vec<(
+            i64,
+            i64,
+            pgrx::Uuid,
+            pgrx::datum::TimestampWithTimeZone,
+            [u8; 32],
+        )> = Spi::connect(|client| {
+            let sql = format!(
+                "SELECT a.txid, a.id, coalesce(a.tenant_id, $5), a.logged_at, {CONTENT_SQL}
+                       FROM {log} a
+                      WHERE a.txid >= $1 AND a.txid < $2 AND (a.txid, a.id) > ($3, $4) AND {only}
+                      ORDER BY a.txid, a.id
+                      LIMIT {CHUNK}",
+                log = window.log,
+                only = window.only,
+            );
+            client
+                .select(
+                    sql.as_str(),
+                    None,
+                    &[
+                        window.from.into(),
+                        window.below.into(),
+                        after.0.into(),
+                        after.1.into(),
+                        pgrx::Uuid::from_bytes(NO_TENANT).into(),
+                    ],
+                )?
+                .map(|row| {
+                    Ok((
+                        row.get::<i64>(1)?.unwrap_or(0),
+                        row.get::<i64>(2)?.unwrap_or(0),
+                        row.get::<pgrx::Uuid>(3)?.expect("tenant key"),
+                        row.get::<pgrx::datum::TimestampWithTimeZone>(4)?
+                            .expect("logged_at"),
+                        content_hash(&read_fields(&row, 5)?),
+                    ))
+                })
+                .collect::<Result<_, pgrx::spi::Error>>()
+        })
+        .expect("reading rows to seal failed");
+        let Some(last) = page.last() else { break };
+        after = (last.0, last.1);
+        let mut keys = Vec::with_capacity(page.len());
+        let mut positions = Vec::with_capacity(page.len());
+        let mut ids = Vec::with_capacity(page.len());
+        let mut times = Vec::with_capacity(page.len());
+        let mut txids = Vec::with_capacity(page.len());
+        let mut links = Vec::with_capacity(page.len());
+        for (txid, id, key, logged_at, content) in &page {
+            let head = heads.entry(*key).or_insert((0, Vec::new()));
+            head.0 += 1;
+            head.1 = link(&head.1, content);
+            keys.push(*key);
+            positions.push(head.0);
+            ids.push(*id);
+            times.push(*logged_at);
+            txids.push(*txid);
+            links.push(head.1.clone());
+        }
+        let args: Vec<DatumWithOid> = vec![
+            keys.into(),
+            positions.into(),
+            ids.into(),
+            times.into(),
+            txids.into(),
+            links.into(),
+        ];
+        Spi::run_with_args(
+            "INSERT INTO tenancy.audit_chain (tenant_key, pos, audit_id, logged_at, txid, link_hash)
+             SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::timestamptz[], $5::bigint[], $6::bytea[])",
+            &args,
+        )
+        .expect("writing chain links failed");
+        sealed += page.len() as i64;
+    }
+    sealed
+}
+
+/// The horizon of the last seal of the node whose system identifier is `system`.
+fn last_horizon(system: i64) -> i64 {
+    Spi::get_one_with_args(
+        "SELECT coalesce(max(below_txid), 0) FROM tenancy.audit_seals WHERE system_identifier = $1",
+        &[system.into()],
+    )
+    .expect("reading the last seal failed")
+    .unwrap_or(0)
+}
+
 /// Seals what is sealable; returns the number of rows added to the chains,
 /// or 0 with a NOTICE when another seal is running.
 pub fn seal() -> i64 {
@@ -89,117 +198,78 @@ pub fn seal() -> i64 {
             }
             let system = system_identifier();
             let below: i64 = Spi::get_one(
-            "SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text::bigint",
-        )
-        .expect("snapshot xmin failed")
-        .unwrap_or(0);
-            let from: i64 = Spi::get_one_with_args(
-            "SELECT coalesce(max(below_txid), 0) FROM tenancy.audit_seals WHERE system_identifier = $1",
-            &[system.into()],
-        )
-        .expect("reading the last seal failed")
-        .unwrap_or(0);
-            let mut heads: HashMap<pgrx::Uuid, (i64, Vec<u8>)> = chain_heads(
+                "SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text::bigint",
+            )
+            .expect("snapshot xmin failed")
+            .unwrap_or(0);
+            // Every horizon is read before any is recorded: the coordinator
+            // may hold shards of the cluster log too.
+            let here = (system, last_horizon(system), below);
+            let nodes: Vec<(i64, i64, i64, i64)> = super::cluster::node_horizons()
+                .into_iter()
+                .map(|(group, node_system, node_below)| {
+                    let node_below = if node_system == system {
+                        below
+                    } else {
+                        node_below
+                    };
+                    (group, node_system, last_horizon(node_system), node_below)
+                })
+                .collect();
+            let mut heads: Heads = chain_heads(
                 "SELECT tenant_key, pos, link_hash FROM tenancy.audit_chain_heads",
                 &[],
             )
             .into_iter()
             .map(|(key, pos, hash)| (key, (pos, hash)))
             .collect();
-            let mut sealed = 0i64;
-            let mut after: (i64, i64) = (from - 1, i64::MIN);
-            loop {
-                // Keyset pages in chain order: (txid, id).
-                let page: Vec<(
-                    i64,
-                    i64,
-                    pgrx::Uuid,
-                    pgrx::datum::TimestampWithTimeZone,
-                    [u8; 32],
-                )> = Spi::connect(|client| {
-                    let sql = format!(
-                        "SELECT a.txid, a.id, coalesce(a.tenant_id, $5), a.logged_at, {CONTENT_SQL}
-                       FROM tenancy.audit_log a
-                      WHERE a.txid >= $1 AND a.txid < $2 AND (a.txid, a.id) > ($3, $4)
-                        AND NOT EXISTS (SELECT 1 FROM tenancy.audit_chain c WHERE c.audit_id = a.id)
-                      ORDER BY a.txid, a.id
-                      LIMIT {CHUNK}"
-                    );
-                    client
-                        .select(
-                            sql.as_str(),
-                            None,
-                            &[
-                                from.into(),
-                                below.into(),
-                                after.0.into(),
-                                after.1.into(),
-                                pgrx::Uuid::from_bytes(NO_TENANT).into(),
-                            ],
-                        )?
-                        .map(|row| {
-                            Ok((
-                                row.get::<i64>(1)?.unwrap_or(0),
-                                row.get::<i64>(2)?.unwrap_or(0),
-                                row.get::<pgrx::Uuid>(3)?.expect("tenant key"),
-                                row.get::<pgrx::datum::TimestampWithTimeZone>(4)?
-                                    .expect("logged_at"),
-                                content_hash(&read_fields(&row, 5)?),
-                            ))
-                        })
-                        .collect::<Result<_, pgrx::spi::Error>>()
-                })
-                .expect("reading rows to seal failed");
-                let Some(last) = page.last() else { break };
-                after = (last.0, last.1);
-                let mut keys = Vec::with_capacity(page.len());
-                let mut positions = Vec::with_capacity(page.len());
-                let mut ids = Vec::with_capacity(page.len());
-                let mut times = Vec::with_capacity(page.len());
-                let mut txids = Vec::with_capacity(page.len());
-                let mut links = Vec::with_capacity(page.len());
-                for (txid, id, key, logged_at, content) in &page {
-                    let head = heads.entry(*key).or_insert((0, Vec::new()));
-                    head.0 += 1;
-                    head.1 = link(&head.1, content);
-                    keys.push(*key);
-                    positions.push(head.0);
-                    ids.push(*id);
-                    times.push(*logged_at);
-                    txids.push(*txid);
-                    links.push(head.1.clone());
+            let mut seals: Vec<(i64, i64, i64)> = Vec::new();
+            let local = Window {
+                log: "tenancy.audit_log",
+                only: "NOT EXISTS (SELECT 1 FROM tenancy.audit_chain c WHERE c.audit_id = a.id)",
+                from: here.1,
+                below: here.2,
+            };
+            seals.push((system, below, seal_window(&local, &mut heads)));
+            // On Citus, each node's rows of the cluster log, wherever their
+            // shard is now: the node that wrote them is in their ids.
+            for (group, node_system, from, node_below) in nodes {
+                let only = format!(
+                    "a.id >= {} AND a.id < {}",
+                    super::cluster::id_base(group),
+                    super::cluster::id_base(group + 1)
+                );
+                let window = Window {
+                    log: "tenancy.cluster_audit_log",
+                    only: &only,
+                    from,
+                    below: node_below,
+                };
+                let sealed = seal_window(&window, &mut heads);
+                match seals.iter_mut().find(|(s, _, _)| *s == node_system) {
+                    Some(seal) => seal.2 += sealed,
+                    None => seals.push((node_system, node_below, sealed)),
                 }
-                let args: Vec<DatumWithOid> = vec![
-                    keys.into(),
-                    positions.into(),
-                    ids.into(),
-                    times.into(),
-                    txids.into(),
-                    links.into(),
-                ];
-                Spi::run_with_args(
-                "INSERT INTO tenancy.audit_chain (tenant_key, pos, audit_id, logged_at, txid, link_hash)
-                 SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::timestamptz[], $5::bigint[], $6::bytea[])",
-                &args,
-            )
-            .expect("writing chain links failed");
-                sealed += page.len() as i64;
             }
             let (keys, rest): (Vec<pgrx::Uuid>, Vec<(i64, Vec<u8>)>) = heads.into_iter().unzip();
             let (positions, links): (Vec<i64>, Vec<Vec<u8>>) = rest.into_iter().unzip();
             Spi::run_with_args(
-            "INSERT INTO tenancy.audit_chain_heads (tenant_key, pos, link_hash)
-             SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::bytea[])
-             ON CONFLICT (tenant_key) DO UPDATE SET pos = EXCLUDED.pos, link_hash = EXCLUDED.link_hash",
-            &[keys.into(), positions.into(), links.into()],
-        )
-        .expect("writing chain heads failed");
-            Spi::run_with_args(
-            "INSERT INTO tenancy.audit_seals (system_identifier, below_txid, rows_sealed) VALUES ($1, $2, $3)",
-            &[system.into(), below.into(), sealed.into()],
-        )
-        .expect("recording the seal failed");
-            sealed
+                "INSERT INTO tenancy.audit_chain_heads (tenant_key, pos, link_hash)
+                 SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::bytea[])
+                 ON CONFLICT (tenant_key) DO UPDATE SET pos = EXCLUDED.pos, link_hash = EXCLUDED.link_hash",
+                &[keys.into(), positions.into(), links.into()],
+            )
+            .expect("writing chain heads failed");
+            let mut total = 0;
+            for (node_system, node_below, sealed) in seals {
+                Spi::run_with_args(
+                    "INSERT INTO tenancy.audit_seals (system_identifier, below_txid, rows_sealed) VALUES ($1, $2, $3)",
+                    &[node_system.into(), node_below.into(), sealed.into()],
+                )
+                .expect("recording the seal failed");
+                total += sealed;
+            }
+            total
         })
     })
 }
@@ -313,6 +383,10 @@ pub fn verify(only: Option<pgrx::Uuid>) -> Vec<Verdict> {
                 .expect("reading the chain failed");
                 let Some(last) = page.last() else { break };
                 after = last.pos;
+                let mut page = page;
+                if key != no_tenant {
+                    fill_from_cluster_log(key, &mut page);
+                }
                 for StoredLink {
                     pos,
                     audit_id,
@@ -367,6 +441,42 @@ pub fn verify(only: Option<pgrx::Uuid>) -> Vec<Verdict> {
         }
         verdicts
     })
+}
+
+/// The content of links whose rows are not in `tenancy.audit_log`, from the
+/// cluster log of a Citus cluster (ids of a node group, audit::cluster),
+/// read in the one shard that holds `tenant`'s rows, wherever it is now.
+fn fill_from_cluster_log(tenant: pgrx::Uuid, page: &mut [StoredLink]) {
+    let first_cluster_id = super::cluster::id_base(0);
+    let wanted: Vec<i64> = page
+        .iter()
+        .filter(|l| l.content.is_none() && l.audit_id >= first_cluster_id)
+        .map(|l| l.audit_id)
+        .collect();
+    if wanted.is_empty() {
+        return;
+    }
+    let found: HashMap<i64, [u8; 32]> = Spi::connect(|client| {
+        let sql = format!(
+            "SELECT a.id, {CONTENT_SQL} FROM tenancy.cluster_audit_log a
+              WHERE a.tenant_id = $1 AND a.id = ANY ($2)"
+        );
+        client
+            .select(sql.as_str(), None, &[tenant.into(), wanted.into()])?
+            .map(|row| {
+                Ok((
+                    row.get::<i64>(1)?.unwrap_or(0),
+                    content_hash(&read_fields(&row, 2)?),
+                ))
+            })
+            .collect::<Result<_, pgrx::spi::Error>>()
+    })
+    .expect("reading the cluster audit log failed");
+    for link in page.iter_mut() {
+        if link.content.is_none() {
+            link.content = found.get(&link.audit_id).copied();
+        }
+    }
 }
 
 /// One link of a chain as `verify_audit` reads it back.

@@ -51,8 +51,9 @@ pub mod col {
     pub const OLD_RECORD_KEY: usize = 13;
 }
 
-/// The audit log's children by range, cached until its relcache entry is
-/// invalidated (a child attached, detached or dropped).
+/// A log's children by range (the audit log's, or on a Citus node a shard of
+/// the cluster log's), cached until its relcache entry is invalidated (a
+/// child attached, detached or dropped).
 #[derive(Default)]
 struct Partitions {
     ranges: Vec<(Range, pg_sys::Oid)>,
@@ -60,7 +61,8 @@ struct Partitions {
 }
 
 thread_local! {
-    static CURRENT: RefCell<Option<std::rc::Rc<Partitions>>> = const { RefCell::new(None) };
+    static CURRENT: RefCell<std::collections::HashMap<pg_sys::Oid, std::rc::Rc<Partitions>>> =
+        RefCell::new(std::collections::HashMap::new());
     /// Per partition: the attribute index of each entry of [`COLUMNS`].
     static POSITIONS: RefCell<std::collections::HashMap<pg_sys::Oid, [usize; COLUMNS.len()]>> =
         RefCell::new(std::collections::HashMap::new());
@@ -70,11 +72,16 @@ thread_local! {
     static STALE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// Relcache callback: mark the partition map stale when the audit log or one
-/// of its partitions changes (never borrows: it may interrupt a borrower).
+/// Relcache callback: mark the partition maps stale when a log or one of its
+/// partitions changes (never waits for a borrow: it may interrupt a borrower).
 pub fn forget(relid: pg_sys::Oid) {
     let ours = relid == pg_sys::InvalidOid
         || relid == catalog_oids::cached_audit_log()
+        || CURRENT.with(|c| {
+            c.try_borrow()
+                .map(|c| c.contains_key(&relid))
+                .unwrap_or(true)
+        })
         || POSITIONS.with(|p| {
             p.try_borrow()
                 .map(|p| p.contains_key(&relid))
@@ -88,28 +95,28 @@ pub fn forget(relid: pg_sys::Oid) {
 /// The map, rebuilt if stale or not loaded yet. Loading runs queries, during
 /// which invalidations may arrive; a map loaded while one did is used once
 /// and not kept.
-fn partitions() -> std::rc::Rc<Partitions> {
+fn partitions(log: pg_sys::Oid) -> std::rc::Rc<Partitions> {
     if STALE.with(|s| s.replace(false)) {
-        CURRENT.with(|c| *c.borrow_mut() = None);
+        CURRENT.with(|c| c.borrow_mut().clear());
         POSITIONS.with(|p| p.borrow_mut().clear());
     }
-    if let Some(current) = CURRENT.with(|c| c.borrow().clone()) {
+    if let Some(current) = CURRENT.with(|c| c.borrow().get(&log).cloned()) {
         return current;
     }
-    let children = crate::partition::time_children(catalog_oids::audit_log());
+    let children = crate::partition::time_children(log);
     let loaded = Partitions {
         ranges: children.ranges,
         default: children.default,
     };
     let loaded = std::rc::Rc::new(loaded);
     if !STALE.with(|s| s.get()) {
-        CURRENT.with(|c| *c.borrow_mut() = Some(loaded.clone()));
+        CURRENT.with(|c| c.borrow_mut().insert(log, loaded.clone()));
     }
     loaded
 }
 
-fn partition_for(logged_at_unix_micros: i64) -> Option<pg_sys::Oid> {
-    let p = partitions();
+fn partition_for(log: pg_sys::Oid, logged_at_unix_micros: i64) -> Option<pg_sys::Oid> {
+    let p = partitions(log);
     let found = p
         .ranges
         .binary_search_by(|(range, _)| {
@@ -182,10 +189,10 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Opens the partition holding `logged_at` (PostgreSQL timestamp).
-    /// `expected_rows` sizes the batch and picks a bulk-insert buffer strategy
-    /// for big statements only.
-    pub fn open(logged_at: pg_sys::TimestampTz, expected_rows: usize) -> Writer {
+    /// Opens the partition of `log` (the audit log, or a cluster log shard)
+    /// holding `logged_at` (PostgreSQL timestamp). `expected_rows` sizes the
+    /// batch and picks a bulk-insert buffer strategy for big statements only.
+    pub fn open(log: pg_sys::Oid, logged_at: pg_sys::TimestampTz, expected_rows: usize) -> Writer {
         let unix = logged_at + crate::common::clock::POSTGRES_EPOCH_OFFSET_MICROS;
         let lock = pg_sys::RowExclusiveLock as pg_sys::LOCKMODE;
         // The parent is locked first: taking the lock processes pending
@@ -193,11 +200,12 @@ impl Writer {
         // partition detached or dropped before the lock was granted (a plain
         // DETACH or a DROP waits for this transaction from then on).
         // SAFETY: opening a relation inside a transaction.
-        let parent = unsafe { pg_sys::table_open(catalog_oids::audit_log(), lock) };
-        let Some(partition) = partition_for(unix) else {
+        let parent = unsafe { pg_sys::table_open(log, lock) };
+        let Some(partition) = partition_for(log, unix) else {
+            let name = crate::common::relation::qualified_name_of(log).unwrap_or_default();
             pgrx::pg_sys::panic::ErrorReport::new(
                 PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-                "tenancy.audit_log has no partition for the current time",
+                format!("{name} has no partition for the current time"),
                 "pg_tenancy",
             )
             .set_hint(

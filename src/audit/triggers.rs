@@ -5,9 +5,20 @@ use crate::common::relation::Relation;
 use crate::common::triggers;
 use pgrx::pg_sys;
 
-/// The four statement triggers auditing a table, by name and definition.
-pub fn trigger_definitions(qualified_table: &str) -> Vec<(&'static str, String)> {
-    let function = "EXECUTE FUNCTION tenancy._audit_statement()";
+/// The four statement triggers auditing a table, by name and definition;
+/// `arguments` are the trigger function's (the excluded columns, on Citus).
+pub fn trigger_definitions(
+    qualified_table: &str,
+    arguments: &[String],
+) -> Vec<(&'static str, String)> {
+    let arguments: Vec<String> = arguments
+        .iter()
+        .map(|a| crate::common::sql::literal(a))
+        .collect();
+    let function = format!(
+        "EXECUTE FUNCTION tenancy._audit_statement({})",
+        arguments.join(", ")
+    );
     vec![
         (
             "tenancy_audit_insert",
@@ -28,8 +39,8 @@ pub fn trigger_definitions(qualified_table: &str) -> Vec<(&'static str, String)>
 }
 
 /// `CREATE TRIGGER` statements auditing a new partition of an audited table.
-pub fn trigger_sql(qualified_table: &str) -> Vec<String> {
-    triggers::create_sql(trigger_definitions(qualified_table))
+pub fn trigger_sql(qualified_table: &str, arguments: &[String]) -> Vec<String> {
+    triggers::create_sql(trigger_definitions(qualified_table, arguments))
 }
 
 /// Every backend rebuilds what it cached about the table (its audit plan).

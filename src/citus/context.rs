@@ -17,7 +17,7 @@
 //! same connections starts without it.
 
 use crate::common::citus::{citus, Citus};
-use crate::tenant::context::{tenant_to_carry, TENANT_SETTING};
+use crate::tenant::context::{tenant_to_carry, ACTOR_SETTING, TENANT_SETTING};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::cell::RefCell;
@@ -25,6 +25,8 @@ use std::cell::RefCell;
 thread_local! {
     /// What this transaction last sent the workers (None: nothing yet).
     static SENT: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// The actor this transaction last sent them (None: nothing yet).
+    static SENT_ACTOR: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
 static mut PREVIOUS_EXECUTOR_START: pg_sys::ExecutorStart_hook_type = None;
@@ -44,8 +46,8 @@ pub fn init() {
     }
 }
 
-/// Sends the tenant the workers must see, if this statement may reach them
-/// and they have not seen it in this transaction yet. `carried_in_plan`:
+/// Sends the tenant (and the actor) the workers must see, if this statement
+/// may reach them and they have not seen it in this transaction yet. `carried_in_plan`:
 /// the statement's shard queries carry the session's tenant themselves
 /// (`carried`), which is enough outside a transaction block.
 fn carry_tenant(citus: Citus, carried_in_plan: Option<[u8; 16]>) {
@@ -65,6 +67,12 @@ fn carry_tenant(citus: Citus, carried_in_plan: Option<[u8; 16]>) {
     {
         return;
     }
+    carry_tenant_setting(citus);
+    carry_actor(citus);
+}
+
+/// Sends the tenant the workers must see, unless this transaction did.
+fn carry_tenant_setting(citus: Citus) {
     let Some(wanted) = tenant_to_carry().or_else(|| {
         // Nothing of our own to carry, but a tenant sent earlier in this
         // transaction must be taken back.
@@ -83,6 +91,20 @@ fn carry_tenant(citus: Citus, carried_in_plan: Option<[u8; 16]>) {
     citus.use_coordinated_transaction();
     citus.propagate_set_local(TENANT_SETTING, &wanted);
     SENT.with(|s| *s.borrow_mut() = Some(wanted));
+}
+
+/// Sends the actor (`set_actor`) to the workers, where the audit triggers of
+/// distributed tables record it, unless this transaction did; an actor
+/// cleared after one was sent is sent as empty.
+fn carry_actor(citus: Citus) {
+    let wanted = crate::tenant::context::current_actor().unwrap_or_default();
+    let sent = SENT_ACTOR.with(|s| s.borrow().clone());
+    if sent.as_deref() == Some(wanted.as_str()) || (sent.is_none() && wanted.is_empty()) {
+        return;
+    }
+    citus.use_coordinated_transaction();
+    citus.propagate_set_local(ACTOR_SETTING, &wanted);
+    SENT_ACTOR.with(|s| *s.borrow_mut() = Some(wanted));
 }
 
 // The hooks below are not #[pg_guard]ed: an ERROR raised further down the
@@ -207,8 +229,14 @@ unsafe extern "C-unwind" fn on_transaction(
             | pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT
             | pg_sys::XactEvent::XACT_EVENT_PREPARE
     ) {
-        SENT.with(|s| *s.borrow_mut() = None);
+        forget_sent();
     }
+}
+
+/// What was sent is gone with the remote transaction (or its savepoint).
+fn forget_sent() {
+    SENT.with(|s| *s.borrow_mut() = None);
+    SENT_ACTOR.with(|s| *s.borrow_mut() = None);
 }
 
 #[pg_guard]
@@ -221,6 +249,6 @@ unsafe extern "C-unwind" fn on_subtransaction(
     // A rolled-back savepoint takes back, on the workers too, what was sent
     // inside it: send again at the next statement (once more is harmless).
     if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
-        SENT.with(|s| *s.borrow_mut() = None);
+        forget_sent();
     }
 }

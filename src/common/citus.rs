@@ -166,17 +166,6 @@ pub fn total_relation_size_sql(relid_expr: &str) -> String {
     )
 }
 
-/// 0A000 when `relid` is a Citus table and `what` does not support those.
-pub fn refuse_citus_table(relid: pg_sys::Oid, name: &str, what: &str) -> Result<()> {
-    if table_kind(relid).is_some() {
-        return Err(error::feature_not_supported(format!(
-            "{what} does not support Citus tables yet ({name} is one)"
-        ))
-        .set_hint("See docs/citus.md for what works on a Citus cluster."));
-    }
-    Ok(())
-}
-
 /// Whether this node is a Citus worker: its copies of the catalogs the
 /// coordinator writes (tenants, role bindings) are not the authority here.
 pub fn on_worker() -> bool {
@@ -288,4 +277,138 @@ pub fn ensure_replicated(what: &str) -> Result<()> {
     });
     DONE.set(true);
     Ok(())
+}
+
+/// Whether the Citus table `relid` has a placement on the coordinator (group
+/// 0), where a reference table's rows are counted and audited once.
+pub fn has_coordinator_placement(relid: pg_sys::Oid) -> bool {
+    as_extension_owner(|| {
+        crate::common::sql::select_value::<bool>(
+            "SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_shard s
+                              JOIN pg_catalog.pg_dist_placement pl ON pl.shardid OPERATOR(pg_catalog.=) s.shardid
+                             WHERE s.logicalrelid OPERATOR(pg_catalog.=) $1
+                               AND pl.groupid OPERATOR(pg_catalog.=) 0)",
+            &[relid.into()],
+        )
+    })
+    .unwrap_or(false)
+}
+
+/// Runs `work` (creating or dropping pg_tenancy's triggers) on `relid`; on a
+/// Citus table with `citus.enable_unsafe_triggers`, which Citus demands
+/// before it copies the triggers to every shard, where the rows are.
+pub fn with_unsafe_triggers<R>(relid: pg_sys::Oid, work: impl FnOnce() -> R) -> R {
+    if table_kind(relid).is_some() {
+        with_settings(&[("citus.enable_unsafe_triggers", "on")], work)
+    } else {
+        work()
+    }
+}
+
+/// What a shard is: the table it belongs to and, for a shard of a
+/// distributed table, the shard of a co-located table covering the same
+/// hash range (on the same node, as co-location keeps them).
+#[derive(Clone, Debug)]
+pub struct ShardOf {
+    /// `h` distributed by hash, `n` reference, ... (pg_dist_partition).
+    pub kind: char,
+    /// The table, as `schema.table` (quoted as needed).
+    pub table_name: String,
+    /// Its distribution column (None for a reference table).
+    pub distribution_column: Option<String>,
+    /// The shard of `tenancy.<colocated>` for the same hash range, when that
+    /// table is in the same co-location group.
+    pub colocated_shard: Option<pg_sys::Oid>,
+    /// This node's group.
+    pub group: i64,
+}
+
+/// The shard `relid` is, or None when it is no shard. Looked up by name
+/// (`<table>_<shardid>`, in the table's schema), from the syscache: Citus
+/// hides shards from queries of pg_class in client backends (a reference
+/// table's placement on the coordinator is read by one).
+pub fn shard_of(relid: pg_sys::Oid, colocated: &str) -> Option<ShardOf> {
+    // SAFETY: syscache lookups inside a transaction.
+    let (name, namespace) = unsafe {
+        let name = pg_sys::get_rel_name(relid);
+        if name.is_null() {
+            return None;
+        }
+        (
+            CStr::from_ptr(name).to_string_lossy().into_owned(),
+            pg_sys::get_rel_namespace(relid),
+        )
+    };
+    as_extension_owner(|| {
+        Spi::connect(|client| -> std::result::Result<_, pgrx::spi::Error> {
+            let rows = client.select(
+                "SELECT p.partmethod::pg_catalog.text,
+                        pg_catalog.format('%I.%I', ln.nspname, l.relname),
+                        CASE WHEN p.partmethod OPERATOR(pg_catalog.=) 'h'
+                             THEN pg_catalog.column_to_column_name(p.logicalrelid, p.partkey) END,
+                        (SELECT pg_catalog.to_regclass(pg_catalog.format('%I.%I', 'tenancy',
+                                    $3 OPERATOR(pg_catalog.||) '_' OPERATOR(pg_catalog.||) cs.shardid))::pg_catalog.oid
+                           FROM pg_catalog.pg_dist_partition cp
+                           JOIN pg_catalog.pg_dist_shard cs
+                             ON cs.logicalrelid OPERATOR(pg_catalog.=) cp.logicalrelid
+                            AND cs.shardminvalue OPERATOR(pg_catalog.=) s.shardminvalue
+                          WHERE cp.logicalrelid OPERATOR(pg_catalog.=)
+                                pg_catalog.to_regclass(pg_catalog.format('%I.%I', 'tenancy', $3))
+                            AND cp.colocationid OPERATOR(pg_catalog.=) p.colocationid),
+                        (SELECT g.groupid::pg_catalog.int8 FROM pg_catalog.pg_dist_local_group g)
+                   FROM pg_catalog.pg_dist_shard s
+                   JOIN pg_catalog.pg_dist_partition p ON p.logicalrelid OPERATOR(pg_catalog.=) s.logicalrelid
+                   JOIN pg_catalog.pg_class l ON l.oid OPERATOR(pg_catalog.=) s.logicalrelid
+                   JOIN pg_catalog.pg_namespace ln ON ln.oid OPERATOR(pg_catalog.=) l.relnamespace
+                  WHERE s.shardid OPERATOR(pg_catalog.=) pg_catalog.substring($1, '_(\\d+)$')::pg_catalog.int8
+                    AND l.relnamespace OPERATOR(pg_catalog.=) $2
+                    AND $1 OPERATOR(pg_catalog.=)
+                        (l.relname::pg_catalog.text OPERATOR(pg_catalog.||) '_' OPERATOR(pg_catalog.||) s.shardid)",
+                Some(1),
+                &[name.as_str().into(), namespace.into(), colocated.into()],
+            )?;
+            if rows.is_empty() {
+                return Ok(None);
+            }
+            let row = rows.first();
+            Ok(Some(ShardOf {
+                kind: row.get::<String>(1)?.unwrap_or_default().chars().next().unwrap_or(' '),
+                table_name: row.get::<String>(2)?.unwrap_or_default(),
+                distribution_column: row.get::<String>(3)?,
+                colocated_shard: row.get::<pg_sys::Oid>(4)?,
+                group: row.get::<i64>(5)?.unwrap_or(0),
+            }))
+        })
+        .expect("looking up a shard failed")
+    })
+}
+
+/// Drops the triggers named `prefix...` from the shards of the distributed
+/// table `relid`, which `DROP TRIGGER` on the table does not reach: Citus
+/// copies no TRUNCATE trigger to the shards it creates, so it sends no DROP
+/// for one either, yet a shard moved or copied later gets every trigger of
+/// its table. Runs through new connections (run_command_on_shards), so it
+/// must come before this transaction locks a shard; each waits for a lock
+/// two seconds at most, and a shard it could not clean keeps its trigger.
+pub fn drop_shard_triggers(relid: pg_sys::Oid, prefix: &str) {
+    if table_kind(relid) != Some('h') {
+        return;
+    }
+    let pattern = format!("{}%%", prefix.replace('_', "\\_"));
+    let command = format!(
+        "DO $drop$ DECLARE t pg_catalog.name; BEGIN
+             PERFORM pg_catalog.set_config('lock_timeout', '2s', true);
+             FOR t IN SELECT g.tgname FROM pg_catalog.pg_trigger g
+                       WHERE g.tgrelid OPERATOR(pg_catalog.=) '%1$s'::pg_catalog.regclass AND g.tgname::pg_catalog.text LIKE {}
+             LOOP EXECUTE pg_catalog.format('DROP TRIGGER %%I ON %%s', t, '%1$s'); END LOOP;
+         END $drop$",
+        crate::common::sql::literal(&pattern)
+    );
+    as_extension_owner(|| {
+        Spi::run_with_args(
+            "SELECT count(*) FROM pg_catalog.run_command_on_shards($1, $2) WHERE success",
+            &[relid.into(), command.as_str().into()],
+        )
+    })
+    .expect("dropping the shards' leftover triggers failed");
 }

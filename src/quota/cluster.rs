@@ -17,11 +17,10 @@
 use super::ledger::Key;
 use super::store::Terms;
 use super::usage::{exceeded, Decision};
-use crate::common::citus;
+use crate::common::citus::{self, ShardOf};
 use crate::common::error::{self, Result};
 use crate::common::privilege::as_extension_owner;
 use crate::common::relation::Relation;
-use crate::common::settings::with_settings;
 use pgrx::prelude::*;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -83,48 +82,20 @@ pub fn counters_of(relid: pg_sys::Oid) -> Counters {
         Some(_) => return Counters::Local,
         None => {}
     }
-    // A shard is named after its table and shard id; the co-located counter
-    // shard covers the same hash range.
-    let found: Option<(String, Option<String>)> = as_extension_owner(|| {
-        Spi::connect(|client| -> std::result::Result<_, pgrx::spi::Error> {
-            let rows = client.select(
-                "SELECT (SELECT p.partmethod::pg_catalog.text FROM pg_catalog.pg_dist_partition p
-                          WHERE p.logicalrelid OPERATOR(pg_catalog.=) s.logicalrelid),
-                        (SELECT pg_catalog.format('%I.%I', 'tenancy', 'cluster_row_usage_' OPERATOR(pg_catalog.||) cs.shardid)
-                                 FROM pg_catalog.pg_dist_partition p
-                                 JOIN pg_catalog.pg_dist_partition cp
-                                   ON cp.logicalrelid OPERATOR(pg_catalog.=) 'tenancy.cluster_row_usage'::pg_catalog.regclass
-                                  AND cp.colocationid OPERATOR(pg_catalog.=) p.colocationid
-                                 JOIN pg_catalog.pg_dist_shard cs
-                                   ON cs.logicalrelid OPERATOR(pg_catalog.=) cp.logicalrelid
-                                  AND cs.shardminvalue OPERATOR(pg_catalog.=) s.shardminvalue
-                                WHERE p.logicalrelid OPERATOR(pg_catalog.=) s.logicalrelid)
-                   FROM pg_catalog.pg_class c
-                   JOIN pg_catalog.pg_dist_shard s
-                     ON s.shardid OPERATOR(pg_catalog.=) pg_catalog.substring(c.relname::pg_catalog.text, '_(\\d+)$')::pg_catalog.int8
-                   JOIN pg_catalog.pg_class l ON l.oid OPERATOR(pg_catalog.=) s.logicalrelid
-                  WHERE c.oid OPERATOR(pg_catalog.=) $1
-                    AND l.relnamespace OPERATOR(pg_catalog.=) c.relnamespace
-                    AND c.relname::pg_catalog.text OPERATOR(pg_catalog.=)
-                        (l.relname::pg_catalog.text OPERATOR(pg_catalog.||) '_' OPERATOR(pg_catalog.||) s.shardid)",
-                Some(1),
-                &[relid.into()],
-            )?;
-            if rows.is_empty() {
-                return Ok(None);
-            }
-            let row = rows.first();
-            Ok(Some((row.get::<String>(1)?.unwrap_or_default(), row.get::<String>(2)?)))
-        })
-        .expect("looking up the shard's counters failed")
-    });
+    // The co-located counter shard covers the same hash range.
+    let found = citus::shard_of(relid, "cluster_row_usage");
     let on_coordinator = node.is_coordinator();
     let counters = match found {
         None => Counters::Local,
-        Some((kind, _)) if kind != "h" && on_coordinator => Counters::Local,
-        Some((kind, _)) if kind != "h" => Counters::Elsewhere,
-        Some((_, Some(counter))) => Counters::Shard(counter),
-        Some((_, None)) => {
+        Some(shard) if shard.kind != 'h' && on_coordinator => Counters::Local,
+        Some(shard) if shard.kind != 'h' => Counters::Elsewhere,
+        Some(ShardOf {
+            colocated_shard: Some(counter),
+            ..
+        }) => {
+            Counters::Shard(crate::common::relation::qualified_name_of(counter).unwrap_or_default())
+        }
+        Some(_) => {
             let name = crate::common::relation::qualified_name_of(relid).unwrap_or_default();
             error::not_in_prerequisite_state(format!(
                 "shard {name} has a row quota but no co-located row counters on this node"
@@ -237,7 +208,7 @@ pub fn prepare_table(table: &Relation, kind: char, tenant_column: &str) -> Resul
     if kind != 'h' {
         // A reference table's placements all hold every row: the
         // coordinator's counts them, in this node's counters.
-        return if has_coordinator_placement(table.oid) {
+        return if citus::has_coordinator_placement(table.oid) {
             Ok(())
         } else {
             Err(refused(
@@ -282,30 +253,6 @@ pub fn prepare_table(table: &Relation, kind: char, tenant_column: &str) -> Resul
             .expect("distributing the row counters failed");
             Ok(())
         }
-    }
-}
-
-fn has_coordinator_placement(relid: pg_sys::Oid) -> bool {
-    as_extension_owner(|| {
-        crate::common::sql::select_value::<bool>(
-            "SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_shard s
-                              JOIN pg_catalog.pg_dist_placement pl ON pl.shardid OPERATOR(pg_catalog.=) s.shardid
-                             WHERE s.logicalrelid OPERATOR(pg_catalog.=) $1
-                               AND pl.groupid OPERATOR(pg_catalog.=) 0)",
-            &[relid.into()],
-        )
-    })
-    .unwrap_or(false)
-}
-
-/// Runs `work` (creating row-quota triggers) on a Citus table, which Citus
-/// allows only with `citus.enable_unsafe_triggers`: the triggers go to every
-/// shard, where the rows are.
-pub fn creating_triggers<R>(relid: pg_sys::Oid, work: impl FnOnce() -> R) -> R {
-    if citus::table_kind(relid).is_some() {
-        with_settings(&[("citus.enable_unsafe_triggers", "on")], work)
-    } else {
-        work()
     }
 }
 

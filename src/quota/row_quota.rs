@@ -73,7 +73,7 @@ fn move_trigger(qualified_table: &str, resource: &str, tenant_column: &str) -> D
 /// of a table whose rows count against a resource gets the statement triggers.
 pub fn child_attached(event: &crate::common::hooks::ChildAttached) {
     if let Some((resource, column)) = configuration(RegClass(event.parent)) {
-        cluster::creating_triggers(event.parent, || {
+        crate::common::citus::with_unsafe_triggers(event.parent, || {
             triggers::create_for_partition(&triggers::create_sql(statement_triggers(
                 event.child,
                 &resource,
@@ -406,7 +406,7 @@ pub fn enforce(tbl: RegClass, resource: &str) -> error::Result<()> {
                 "rows of table {} already count against \"{resource}\"",
                 table.qualified_name()
             ));
-            cluster::creating_triggers(table.oid, || {
+            crate::common::citus::with_unsafe_triggers(table.oid, || {
                 triggers::install(&table, |q| {
                     statement_triggers(q, resource, &registration.tenant_column)
                 })
@@ -468,7 +468,7 @@ pub fn cover_partitions(tbl: RegClass) -> error::Result<()> {
     let Some((resource, column)) = configuration(tbl) else {
         return Ok(());
     };
-    if cluster::creating_triggers(table.oid, || {
+    if crate::common::citus::with_unsafe_triggers(table.oid, || {
         triggers::install(&table, |q| statement_triggers(q, &resource, &column))
     }) {
         recount(&resource)?;
@@ -484,7 +484,9 @@ pub fn follow_rename(tbl: RegClass) -> error::Result<()> {
     let Some((resource, column)) = configuration(tbl) else {
         return Ok(());
     };
-    cluster::creating_triggers(table.oid, || triggers::drop_all(&table, TRIGGER_PREFIX));
+    crate::common::citus::with_unsafe_triggers(table.oid, || {
+        triggers::drop_all(&table, TRIGGER_PREFIX)
+    });
     install_all_triggers(&table, &resource, &column);
     Ok(())
 }
@@ -503,7 +505,7 @@ fn configuration(tbl: RegClass) -> Option<(String, String)> {
 /// The statement triggers on the table and every partition, and the row
 /// trigger that moves a row's unit on the table itself.
 fn install_all_triggers(table: &Relation, resource: &str, column: &str) {
-    cluster::creating_triggers(table.oid, || {
+    crate::common::citus::with_unsafe_triggers(table.oid, || {
         triggers::install(table, |q| {
             let mut definitions = statement_triggers(q, resource, column);
             if q == table.qualified_name() {
@@ -518,8 +520,9 @@ fn install_all_triggers(table: &Relation, resource: &str, column: &str) {
 /// tables may count against the same resource).
 pub fn disable(tbl: RegClass) -> error::Result<()> {
     let table = Relation::owned_table(tbl)?;
-    let dropped =
-        cluster::creating_triggers(table.oid, || triggers::drop_all(&table, TRIGGER_PREFIX));
+    let dropped = crate::common::citus::with_unsafe_triggers(table.oid, || {
+        triggers::drop_all(&table, TRIGGER_PREFIX)
+    });
     let configured: Option<bool> = as_extension_owner(|| {
         crate::common::sql::write_returning(
             "DELETE FROM tenancy.row_quotas WHERE tbl = $1 RETURNING true",
