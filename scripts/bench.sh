@@ -9,7 +9,9 @@ host=$(config test host)
 user=$(config test user)
 
 CARGO_TARGET_DIR="$here/target/client" cargo build --release --manifest-path "$here/bench/Cargo.toml"
-port=$("$here/scripts/cluster.sh" start bench "max_wal_size = '4GB'" "work_mem = '16MB'")
+# Preloaded, as in production: throttle's buckets live in shared memory.
+port=$("$here/scripts/cluster.sh" start bench "max_wal_size = '4GB'" "work_mem = '16MB'" \
+    "shared_preload_libraries = 'pg_tenancy'")
 trap '"$here/scripts/cluster.sh" stop bench' EXIT
 echo "bench: cluster on $host:$port ($(nproc) cores)"
 # A Citus coordinator and two workers for the citus scenario, when Citus is installed.

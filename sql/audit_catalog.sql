@@ -55,22 +55,11 @@ COMMENT ON COLUMN tenancy.audit_log.old_record_key IS 'UPDATE that changed the k
 -- partitions. Same columns, in the same order, as tenancy.audit_log; ids
 -- carry the node group they were written on (see src/audit/cluster.rs).
 -- Nobody holds a privilege on it: roles read it through tenancy.audit_trail.
-CREATE TABLE tenancy.cluster_audit_log (
-    id               bigint NOT NULL,
-    logged_at        timestamptz NOT NULL,
-    tenant_id        uuid NOT NULL,
-    table_name       text NOT NULL,
-    op               text NOT NULL CHECK (op IN ('INSERT', 'UPDATE', 'DELETE')),
-    record_key       jsonb,
-    old_row          jsonb,
-    new_row          jsonb,
-    changed_cols     text[],
-    actor            text,
-    application_name text,
-    client_addr      inet,
-    txid             bigint NOT NULL,
-    old_record_key   jsonb
-) PARTITION BY RANGE (logged_at);
+-- The log's columns, without its id default (ids are given by the
+-- trigger) and with a tenant always (the distribution column).
+CREATE TABLE tenancy.cluster_audit_log (LIKE tenancy.audit_log) PARTITION BY RANGE (logged_at);
+ALTER TABLE tenancy.cluster_audit_log ALTER COLUMN tenant_id SET NOT NULL,
+    ADD CHECK (op IN ('INSERT', 'UPDATE', 'DELETE'));
 COMMENT ON TABLE tenancy.cluster_audit_log IS
     'On Citus: the audit rows of distributed tables, written beside the changed shard; distributed by tenant_id, monthly partitions on every node. Read through tenancy.audit_trail.';
 COMMENT ON COLUMN tenancy.cluster_audit_log.id IS 'Unique id of the audit row in the cluster: (node group + 1) * 2^52 plus a number from that node''s tenancy.audit_log_id_seq.';

@@ -12,7 +12,8 @@
 -- counters, against limits copied to every node (sql/quota_cluster.sql);
 -- audited distributed tables log beside their shards, in
 -- tenancy.cluster_audit_log, read through tenancy.audit_trail and
--- row_history (sql/audit_catalog.sql, sql/audit_api.sql).
+-- row_history (sql/audit_catalog.sql, sql/audit_api.sql); request-rate
+-- limits, tenancy.throttle (sql/usage_catalog.sql, sql/usage_api.sql).
 \echo Use "ALTER EXTENSION pg_tenancy UPDATE" to load this file. \quit
 
 -- New C function of the 0.3.0 library.
@@ -612,22 +613,11 @@ COMMENT ON TRIGGER cluster_quota_limits ON tenancy.row_quotas IS
 -- partitions. Same columns, in the same order, as tenancy.audit_log; ids
 -- carry the node group they were written on (see src/audit/cluster.rs).
 -- Nobody holds a privilege on it: roles read it through tenancy.audit_trail.
-CREATE TABLE tenancy.cluster_audit_log (
-    id               bigint NOT NULL,
-    logged_at        timestamptz NOT NULL,
-    tenant_id        uuid NOT NULL,
-    table_name       text NOT NULL,
-    op               text NOT NULL CHECK (op IN ('INSERT', 'UPDATE', 'DELETE')),
-    record_key       jsonb,
-    old_row          jsonb,
-    new_row          jsonb,
-    changed_cols     text[],
-    actor            text,
-    application_name text,
-    client_addr      inet,
-    txid             bigint NOT NULL,
-    old_record_key   jsonb
-) PARTITION BY RANGE (logged_at);
+-- The log's columns, without its id default (ids are given by the
+-- trigger) and with a tenant always (the distribution column).
+CREATE TABLE tenancy.cluster_audit_log (LIKE tenancy.audit_log) PARTITION BY RANGE (logged_at);
+ALTER TABLE tenancy.cluster_audit_log ALTER COLUMN tenant_id SET NOT NULL,
+    ADD CHECK (op IN ('INSERT', 'UPDATE', 'DELETE'));
 COMMENT ON TABLE tenancy.cluster_audit_log IS
     'On Citus: the audit rows of distributed tables, written beside the changed shard; distributed by tenant_id, monthly partitions on every node. Read through tenancy.audit_trail.';
 COMMENT ON COLUMN tenancy.cluster_audit_log.id IS 'Unique id of the audit row in the cluster: (node group + 1) * 2^52 plus a number from that node''s tenancy.audit_log_id_seq.';
@@ -759,3 +749,111 @@ AS $$
          CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::tenancy.cluster_audit_log, j) c) h
      ORDER BY h.logged_at, h.id
 $$;
+
+-- Usage (src/usage): request-rate limits. New C functions of the 0.3.0 library.
+CREATE FUNCTION tenancy."throttle"(
+	"tenant" uuid, /* Option < pgrx :: Uuid > */
+	"resource" TEXT, /* Option < & str > */
+	"cost" double precision DEFAULT 1 /* Option < f64 > */
+) RETURNS bool /* error :: Result < bool > */
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'throttle_wrapper';
+CREATE FUNCTION tenancy."throttle_or_raise"(
+	"tenant" uuid, /* Option < pgrx :: Uuid > */
+	"resource" TEXT, /* Option < & str > */
+	"cost" double precision DEFAULT 1 /* Option < f64 > */
+) RETURNS VOID /* error :: Result < () > */
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'throttle_or_raise_wrapper';
+CREATE FUNCTION tenancy."reset_throttles"() RETURNS void
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'reset_throttles_wrapper';
+CREATE FUNCTION tenancy."_throttle_rates_changed"()
+	RETURNS TRIGGER
+	LANGUAGE c
+	AS 'MODULE_PATHNAME', '_throttle_rates_changed_wrapper';
+
+-- sql/usage_catalog.sql, as a fresh install runs it.
+-- Usage: request-rate limits (docs/usage.md). The rates are configuration
+-- (dumped); the buckets live in shared memory only.
+
+CREATE TABLE tenancy.throttle_rates (
+    resource        text NOT NULL CHECK (resource <> ''),
+    plan            text REFERENCES tenancy.plans (name) ON UPDATE CASCADE ON DELETE CASCADE,
+    tenant_id       uuid REFERENCES tenancy.tenants (id) ON DELETE CASCADE,
+    rate_per_second double precision NOT NULL CHECK (rate_per_second > 0 AND rate_per_second < 'infinity'),
+    burst           double precision NOT NULL CHECK (burst >= 1 AND burst < 'infinity'),
+    CHECK ((plan IS NULL) <> (tenant_id IS NULL)),
+    UNIQUE NULLS NOT DISTINCT (resource, plan, tenant_id)
+);
+COMMENT ON TABLE tenancy.throttle_rates IS
+    'Request rates tenancy.throttle() admits, per resource, for a plan''s tenants or for one tenant (which wins over its plan).';
+COMMENT ON COLUMN tenancy.throttle_rates.resource IS 'The name throttle() is called with (any text; not a quota resource).';
+COMMENT ON COLUMN tenancy.throttle_rates.plan IS 'The plan whose tenants this rate applies to (NULL for a tenant''s own rate).';
+COMMENT ON COLUMN tenancy.throttle_rates.tenant_id IS 'The tenant this rate applies to, whatever its plan (NULL for a plan''s rate).';
+COMMENT ON COLUMN tenancy.throttle_rates.rate_per_second IS 'Tokens the bucket gains per second: the sustained rate.';
+COMMENT ON COLUMN tenancy.throttle_rates.burst IS 'Tokens the bucket holds at most: what may be spent at once after a quiet spell.';
+SELECT pg_catalog.pg_extension_config_dump('tenancy.throttle_rates', '');
+
+-- sql/usage_api.sql, as a fresh install runs it.
+-- Usage: setting request rates, and the comments and privileges of the
+-- throttle functions.
+
+CREATE FUNCTION tenancy.set_throttle(resource text, rate_per_second double precision, burst double precision,
+                                     plan text DEFAULT NULL, tenant uuid DEFAULT NULL)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    INSERT INTO tenancy.throttle_rates (resource, plan, tenant_id, rate_per_second, burst)
+    VALUES (set_throttle.resource, set_throttle.plan, set_throttle.tenant,
+            set_throttle.rate_per_second, set_throttle.burst)
+    ON CONFLICT (resource, plan, tenant_id)
+    DO UPDATE SET rate_per_second = EXCLUDED.rate_per_second, burst = EXCLUDED.burst
+$$;
+COMMENT ON FUNCTION tenancy.set_throttle(text, double precision, double precision, text, uuid) IS
+    'Sets the rate (tokens per second) and burst (most tokens at once) throttle() admits for resource, for a plan''s tenants or for one tenant: exactly one of plan and tenant.';
+
+CREATE FUNCTION tenancy.clear_throttle(resource text, plan text DEFAULT NULL, tenant uuid DEFAULT NULL)
+RETURNS boolean
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH gone AS (
+        DELETE FROM tenancy.throttle_rates r
+         WHERE r.resource = clear_throttle.resource
+           AND r.plan IS NOT DISTINCT FROM clear_throttle.plan
+           AND r.tenant_id IS NOT DISTINCT FROM clear_throttle.tenant
+        RETURNING 1)
+    SELECT EXISTS (SELECT FROM gone)
+$$;
+COMMENT ON FUNCTION tenancy.clear_throttle(text, text, uuid) IS
+    'Removes the rate set for resource for the plan or the tenant; true if there was one.';
+
+COMMENT ON FUNCTION tenancy.throttle(uuid, text, double precision) IS
+    'Whether a request of tenant costing cost may go now: takes cost tokens from the tenant''s bucket for resource (shared memory, no lock wait, no WAL); true when no rate applies.';
+COMMENT ON FUNCTION tenancy.throttle_or_raise(uuid, text, double precision) IS
+    'As throttle, but raises 53400 with the rate and the wait when the request is over the rate.';
+COMMENT ON FUNCTION tenancy.reset_throttles() IS
+    'Empties every tenant''s buckets: they start full again (as after a restart).';
+COMMENT ON FUNCTION tenancy._throttle_rates_changed() IS
+    'Internal: makes every backend read the throttle rates again.';
+
+REVOKE EXECUTE ON FUNCTION tenancy.set_throttle(text, double precision, double precision, text, uuid) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION tenancy.clear_throttle(text, text, uuid) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION tenancy.reset_throttles() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION tenancy._throttle_rates_changed() FROM PUBLIC;
+
+-- Every backend remembers the rates it used: a change of the rates, or of a
+-- tenant's plan, makes them all read again.
+CREATE TRIGGER throttle_rates_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenancy.throttle_rates
+    FOR EACH STATEMENT EXECUTE FUNCTION tenancy._throttle_rates_changed();
+CREATE TRIGGER throttle_rates_changed AFTER UPDATE OF plan OR DELETE ON tenancy.tenants
+    FOR EACH STATEMENT EXECUTE FUNCTION tenancy._throttle_rates_changed();
+COMMENT ON TRIGGER throttle_rates_changed ON tenancy.throttle_rates IS
+    'Makes every backend read the rates again (tenancy.throttle() remembers them).';
+COMMENT ON TRIGGER throttle_rates_changed ON tenancy.tenants IS
+    'A tenant''s plan changed: every backend reads the throttle rates again.';

@@ -18,6 +18,7 @@ mod retention;
 mod scheduler;
 mod stats;
 mod tenant;
+mod usage;
 
 // Catalog housekeeping spans capabilities: it runs after all their catalogs exist.
 pgrx::extension_sql_file!(
@@ -51,6 +52,7 @@ pub extern "C-unwind" fn _PG_init() {
     stats::init();
     scheduler::init();
     citus::init();
+    usage::init();
     // Nothing else may claim our GUC prefix (a typo in `SET tenancy.x` is then an error).
     // SAFETY: called from _PG_init, after our GUCs are defined.
     unsafe { pg_sys::MarkGUCPrefixReserved(c"tenancy".as_ptr()) };

@@ -48,6 +48,9 @@ fn audit(single: &Bench, cluster: &Bench, report: &mut Report) {
              CREATE EXTENSION IF NOT EXISTS pg_tenancy;
              DROP TABLE IF EXISTS cluster_plain, cluster_audited;
              {}; {};
+             -- Citus wants the distribution column in the primary key.
+             ALTER TABLE cluster_plain DROP CONSTRAINT cluster_plain_pkey, ADD PRIMARY KEY (org_id, id);
+             ALTER TABLE cluster_audited DROP CONSTRAINT cluster_audited_pkey, ADD PRIMARY KEY (org_id, id);
              SELECT create_distributed_table('cluster_plain', 'org_id');
              SELECT create_distributed_table('cluster_audited', 'org_id', colocate_with => 'cluster_plain');
              SELECT tenancy.register_table('cluster_audited', 'org_id');

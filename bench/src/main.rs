@@ -13,6 +13,7 @@ mod quotas;
 mod report;
 mod retention;
 mod tenants;
+mod usage;
 
 use postgres::{Client, NoTls};
 use report::Report;
@@ -51,6 +52,10 @@ const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "retention",
         run: retention::retention,
+    },
+    Scenario {
+        name: "usage",
+        run: usage::usage,
     },
     Scenario {
         name: "citus",

@@ -1,0 +1,58 @@
+-- Usage: setting request rates, and the comments and privileges of the
+-- throttle functions.
+
+CREATE FUNCTION tenancy.set_throttle(resource text, rate_per_second double precision, burst double precision,
+                                     plan text DEFAULT NULL, tenant uuid DEFAULT NULL)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    INSERT INTO tenancy.throttle_rates (resource, plan, tenant_id, rate_per_second, burst)
+    VALUES (set_throttle.resource, set_throttle.plan, set_throttle.tenant,
+            set_throttle.rate_per_second, set_throttle.burst)
+    ON CONFLICT (resource, plan, tenant_id)
+    DO UPDATE SET rate_per_second = EXCLUDED.rate_per_second, burst = EXCLUDED.burst
+$$;
+COMMENT ON FUNCTION tenancy.set_throttle(text, double precision, double precision, text, uuid) IS
+    'Sets the rate (tokens per second) and burst (most tokens at once) throttle() admits for resource, for a plan''s tenants or for one tenant: exactly one of plan and tenant.';
+
+CREATE FUNCTION tenancy.clear_throttle(resource text, plan text DEFAULT NULL, tenant uuid DEFAULT NULL)
+RETURNS boolean
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH gone AS (
+        DELETE FROM tenancy.throttle_rates r
+         WHERE r.resource = clear_throttle.resource
+           AND r.plan IS NOT DISTINCT FROM clear_throttle.plan
+           AND r.tenant_id IS NOT DISTINCT FROM clear_throttle.tenant
+        RETURNING 1)
+    SELECT EXISTS (SELECT FROM gone)
+$$;
+COMMENT ON FUNCTION tenancy.clear_throttle(text, text, uuid) IS
+    'Removes the rate set for resource for the plan or the tenant; true if there was one.';
+
+COMMENT ON FUNCTION tenancy.throttle(uuid, text, double precision) IS
+    'Whether a request of tenant costing cost may go now: takes cost tokens from the tenant''s bucket for resource (shared memory, no lock wait, no WAL); true when no rate applies.';
+COMMENT ON FUNCTION tenancy.throttle_or_raise(uuid, text, double precision) IS
+    'As throttle, but raises 53400 with the rate and the wait when the request is over the rate.';
+COMMENT ON FUNCTION tenancy.reset_throttles() IS
+    'Empties every tenant''s buckets: they start full again (as after a restart).';
+COMMENT ON FUNCTION tenancy._throttle_rates_changed() IS
+    'Internal: makes every backend read the throttle rates again.';
+
+REVOKE EXECUTE ON FUNCTION tenancy.set_throttle(text, double precision, double precision, text, uuid) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION tenancy.clear_throttle(text, text, uuid) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION tenancy.reset_throttles() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION tenancy._throttle_rates_changed() FROM PUBLIC;
+
+-- Every backend remembers the rates it used: a change of the rates, or of a
+-- tenant's plan, makes them all read again.
+CREATE TRIGGER throttle_rates_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenancy.throttle_rates
+    FOR EACH STATEMENT EXECUTE FUNCTION tenancy._throttle_rates_changed();
+CREATE TRIGGER throttle_rates_changed AFTER UPDATE OF plan OR DELETE ON tenancy.tenants
+    FOR EACH STATEMENT EXECUTE FUNCTION tenancy._throttle_rates_changed();
+COMMENT ON TRIGGER throttle_rates_changed ON tenancy.throttle_rates IS
+    'Makes every backend read the rates again (tenancy.throttle() remembers them).';
+COMMENT ON TRIGGER throttle_rates_changed ON tenancy.tenants IS
+    'A tenant''s plan changed: every backend reads the throttle rates again.';

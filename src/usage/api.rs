@@ -1,0 +1,123 @@
+//! SQL API for request-rate limits (docs/usage.md): `throttle` and
+//! `throttle_or_raise`, answered from shared memory.
+
+use super::bucket::Decision;
+use super::{rates, shared};
+use crate::common::error::{self, required};
+use crate::tenant::context;
+use pgrx::prelude::*;
+
+/// A session acting for one tenant may only spend that tenant's tokens (as
+/// with `consume`); a role bound to tenants, only theirs.
+fn may_spend(tenant: &[u8; 16]) -> error::Result<()> {
+    crate::tenant::bindings::check_in_use(tenant);
+    if let Some(session) = context::tenant_set() {
+        // SAFETY: reads the current user's superuser flag.
+        if session != *tenant && !unsafe { pg_sys::superuser() } {
+            return Err(error::insufficient_privilege(format!(
+                "this session acts for tenant {}, not for tenant {}",
+                context::format_tenant(&session),
+                context::format_tenant(tenant)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The decision for a call, None when nothing limits the resource.
+fn decide(
+    tenant: Option<pgrx::Uuid>,
+    resource: Option<&str>,
+    cost: Option<f64>,
+) -> error::Result<Option<(Decision, super::bucket::Rate)>> {
+    let tenant = *required(tenant, "tenant")?.as_bytes();
+    let resource = required(resource, "resource")?;
+    let cost = required(cost, "cost")?;
+    if !(cost >= 0.0 && cost.is_finite()) {
+        return Err(error::invalid_parameter(
+            "cost must be a finite number of 0 or more",
+        ));
+    }
+    may_spend(&tenant)?;
+    let Some(limit) = rates::rate(&tenant, resource) else {
+        return Err(crate::tenant::registry::unknown_tenant(&tenant));
+    };
+    let Some(rate) = limit else {
+        return Ok(None);
+    };
+    if !shared::available() {
+        return Err(error::not_in_prerequisite_state(
+            "tenancy.throttle() needs pg_tenancy in shared_preload_libraries",
+        )
+        .set_hint(
+            "Add pg_tenancy to shared_preload_libraries and restart the server (docs/usage.md).",
+        ));
+    }
+    Ok(Some((shared::take(&tenant, resource, rate, cost), rate)))
+}
+
+/// Whether `tenant` may make a request of `resource` costing `cost` now: a
+/// token bucket per tenant and resource (`tenancy.set_throttle`), in shared
+/// memory. True when no rate applies.
+///
+/// ```sql
+/// SELECT tenancy.throttle(tenancy.current_tenant(), 'api');
+/// ```
+#[pg_extern(volatile, parallel_unsafe)]
+fn throttle(
+    tenant: Option<pgrx::Uuid>,
+    resource: Option<&str>,
+    cost: default!(Option<f64>, "1"),
+) -> error::Result<bool> {
+    Ok(decide(tenant, resource, cost)?.is_none_or(|(decision, _)| decision.admitted))
+}
+
+/// As `throttle`, but raises 53400 (configuration_limit_exceeded) when the
+/// request is over the rate, with the rate and the wait in the DETAIL.
+#[pg_extern(volatile, parallel_unsafe)]
+fn throttle_or_raise(
+    tenant: Option<pgrx::Uuid>,
+    resource: Option<&str>,
+    cost: default!(Option<f64>, "1"),
+) -> error::Result<()> {
+    match decide(tenant, resource, cost)? {
+        Some((decision, rate)) if !decision.admitted => Err(error::quota_exceeded(format!(
+            "rate limit exceeded for resource \"{}\"",
+            resource.unwrap_or_default()
+        ))
+        .set_detail(format!(
+            "Tenant {} may spend {} per second, up to {} at once; {:.3} left.",
+            context::format_tenant(tenant.expect("checked").as_bytes()),
+            rate.per_second,
+            rate.burst,
+            decision.tokens
+        ))
+        .set_hint(format!("Retry in {}.", wait_text(decision.wait_micros)))),
+        _ => Ok(()),
+    }
+}
+
+/// A wait, rounded up: milliseconds under ten seconds, else seconds.
+fn wait_text(micros: i64) -> String {
+    if micros < 10_000_000 {
+        format!("{} ms", (micros + 999) / 1000)
+    } else {
+        format!("{} s", (micros + 999_999) / 1_000_000)
+    }
+}
+
+/// Empties the buckets of every tenant: they start full again.
+#[pg_extern(volatile, parallel_unsafe)]
+fn reset_throttles() {
+    shared::clear();
+}
+
+/// The statement trigger on `tenancy.throttle_rates` and on plan changes of
+/// `tenancy.tenants`: every backend forgets the rates it remembered.
+#[pg_trigger]
+fn _throttle_rates_changed<'a>(
+    _trigger: &'a PgTrigger<'a>,
+) -> std::result::Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, std::convert::Infallible> {
+    crate::tenant::bindings::broadcast_change(c"throttle_rates");
+    Ok(None)
+}

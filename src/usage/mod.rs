@@ -1,0 +1,34 @@
+//! Usage: request-rate limits per tenant (`throttle`), token buckets in
+//! shared memory, set per plan and per tenant (docs/usage.md).
+
+mod api;
+mod bucket;
+mod rates;
+mod shared;
+
+#[cfg(any(test, feature = "pg_test"))]
+mod tests;
+
+pgrx::extension_sql_file!(
+    "../../sql/usage_catalog.sql",
+    name = "usage_catalog",
+    requires = ["tenant_catalog"]
+);
+pgrx::extension_sql_file!(
+    "../../sql/usage_api.sql",
+    name = "usage_api",
+    requires = [
+        "usage_catalog",
+        api::throttle,
+        api::throttle_or_raise,
+        api::reset_throttles,
+        api::_throttle_rates_changed
+    ]
+);
+
+/// Sets the buckets aside in shared memory (when preloaded) and registers
+/// the rate cache's invalidation; called from `_PG_init`.
+pub fn init() {
+    shared::init();
+    rates::init();
+}
