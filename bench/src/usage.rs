@@ -61,6 +61,11 @@ pub fn usage(bench: &Bench, report: &mut Report) {
         || client.batch_execute(&throttle_sql).unwrap(),
         || other.batch_execute(&consume_sql).unwrap(),
     );
+    // What a one-statement transaction costs with nothing in it: the floor
+    // both stand on, reported so their own costs can be read off.
+    let empty_sql = loop_sql("1");
+    let (empty, _) =
+        median_times_interleaved(1, 5, || client.batch_execute(&empty_sql).unwrap(), || {});
     let per_txn = |d: Duration| d.as_secs_f64() * 1e6 / COMMITTED as f64;
     report.push(Row {
         scenario: format!(
@@ -70,6 +75,18 @@ pub fn usage(bench: &Bench, report: &mut Report) {
         anchor: format!("{:.2} us/txn consume", per_txn(consume)),
         ratio: Some(consume.as_secs_f64() / throttle.as_secs_f64()),
         target: Some((Better::Higher, 10.0)),
+    });
+    let above = |d: Duration| per_txn(d) - per_txn(empty);
+    report.push(Row {
+        scenario: "usage: same, above an empty transaction's cost".into(),
+        ours: format!(
+            "{:.2} us throttle (empty transaction {:.2} us)",
+            above(throttle),
+            per_txn(empty)
+        ),
+        anchor: format!("{:.2} us consume", above(consume)),
+        ratio: Some(above(consume) / above(throttle)),
+        target: None,
     });
     drop(client);
     drop(other);
