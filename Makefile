@@ -102,10 +102,16 @@ fmt:
 	cargo fmt --manifest-path tests/multi/Cargo.toml
 	cargo fmt --manifest-path bench/Cargo.toml
 
+CLIPPY_LINTS := -D warnings -W clippy::undocumented_unsafe_blocks -W clippy::missing_safety_doc
+
 lint:
 	scripts/check-releases.sh
 	cargo fmt --all --check
-	cargo clippy --all-targets -- -D warnings -W clippy::undocumented_unsafe_blocks -W clippy::missing_safety_doc
+	cargo clippy --all-targets -- $(CLIPPY_LINTS)
+	# The version branches of the other majors are code too.
+	for major in $(OTHER_MAJORS); do \
+	  CARGO_TARGET_DIR=target/$$major cargo clippy --all-targets --no-default-features --features $$major -- $(CLIPPY_LINTS) || exit 1; \
+	done
 	for crate in tests/multi bench; do \
 	  cargo fmt --manifest-path $$crate/Cargo.toml --check && \
 	  CARGO_TARGET_DIR=target/client cargo clippy --manifest-path $$crate/Cargo.toml --all-targets -- -D warnings || exit 1; \
