@@ -9,7 +9,8 @@ bindir=$("$(config pg_config "$major")" --bindir)
 host=$(config test host)
 user=$(config test user)
 
-port=$("$here/scripts/cluster.sh" start demo)
+# Preloaded, as in production (throttle's buckets are in shared memory).
+port=$("$here/scripts/cluster.sh" start demo "shared_preload_libraries = 'pg_tenancy'")
 "$bindir/psql" -X -h "$host" -p "$port" -U "$user" -d postgres -q -c "CREATE DATABASE demo"
 "$bindir/psql" -X -h "$host" -p "$port" -U "$user" -d demo -e -f "$here/sql/demo.sql"
 cat <<MSG

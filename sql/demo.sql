@@ -140,6 +140,9 @@ INSERT INTO public.projects (name) VALUES ('Batman outfit'), ('Jet-propelled uni
 \set ON_ERROR_STOP on
 SELECT resource, period, used, quota_limit, remaining, pct_used FROM tenancy.quota_status() ORDER BY resource;
 RESET ROLE;
+\echo '--- Request rates: a token bucket per tenant in shared memory (no WAL, no lock wait); 3 at once, then 2 a second'
+SELECT tenancy.set_throttle('search', 2, 3, plan => 'free');
+SELECT tenancy.throttle(:'acme', 'search') AS request FROM generate_series(1, 5);
 
 \echo
 \echo '=== Masking ==='
