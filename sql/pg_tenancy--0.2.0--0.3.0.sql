@@ -13,7 +13,8 @@
 -- audited distributed tables log beside their shards, in
 -- tenancy.cluster_audit_log, read through tenancy.audit_trail and
 -- row_history (sql/audit_catalog.sql, sql/audit_api.sql); request-rate
--- limits, tenancy.throttle (sql/usage_catalog.sql, sql/usage_api.sql).
+-- limits and governed settings, tenancy.throttle and set_governance
+-- (sql/usage_catalog.sql, sql/usage_api.sql).
 \echo Use "ALTER EXTENSION pg_tenancy UPDATE" to load this file. \quit
 
 -- New C function of the 0.3.0 library.
@@ -750,7 +751,8 @@ AS $$
      ORDER BY h.logged_at, h.id
 $$;
 
--- Usage (src/usage): request-rate limits. New C functions of the 0.3.0 library.
+-- Usage (src/usage): request-rate limits and governed settings. New C
+-- functions of the 0.3.0 library.
 CREATE FUNCTION tenancy."throttle"(
 	"tenant" uuid, /* Option < pgrx :: Uuid > */
 	"resource" TEXT, /* Option < & str > */
@@ -771,14 +773,23 @@ CREATE FUNCTION tenancy."reset_throttles"() RETURNS void
 STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'reset_throttles_wrapper';
-CREATE FUNCTION tenancy."_throttle_rates_changed"()
+CREATE FUNCTION tenancy."set_governance"(
+	"setting" TEXT, /* Option < & str > */
+	"value" TEXT, /* Option < & str > */
+	"plan" TEXT DEFAULT NULL, /* Option < & str > */
+	"tenant" uuid DEFAULT NULL /* Option < pgrx :: Uuid > */
+) RETURNS VOID /* error :: Result < () > */
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'set_governance_wrapper';
+CREATE FUNCTION tenancy."_usage_catalog_changed"()
 	RETURNS TRIGGER
 	LANGUAGE c
-	AS 'MODULE_PATHNAME', '_throttle_rates_changed_wrapper';
+	AS 'MODULE_PATHNAME', '_usage_catalog_changed_wrapper';
 
 -- sql/usage_catalog.sql, as a fresh install runs it.
--- Usage: request-rate limits (docs/usage.md). The rates are configuration
--- (dumped); the buckets live in shared memory only.
+-- Usage: request-rate limits and governed settings (docs/usage.md). Both are
+-- configuration (dumped); the buckets live in shared memory only.
 
 CREATE TABLE tenancy.throttle_rates (
     resource        text NOT NULL CHECK (resource <> ''),
@@ -798,9 +809,26 @@ COMMENT ON COLUMN tenancy.throttle_rates.rate_per_second IS 'Tokens the bucket g
 COMMENT ON COLUMN tenancy.throttle_rates.burst IS 'Tokens the bucket holds at most: what may be spent at once after a quiet spell.';
 SELECT pg_catalog.pg_extension_config_dump('tenancy.throttle_rates', '');
 
+CREATE TABLE tenancy.governance (
+    setting   text NOT NULL CHECK (setting IN ('statement_timeout', 'lock_timeout', 'work_mem',
+                                          'max_parallel_workers_per_gather', 'max_running_statements')),
+    value     text NOT NULL,
+    plan      text REFERENCES tenancy.plans (name) ON UPDATE CASCADE ON DELETE CASCADE,
+    tenant_id uuid REFERENCES tenancy.tenants (id) ON DELETE CASCADE,
+    CHECK ((plan IS NULL) <> (tenant_id IS NULL)),
+    UNIQUE NULLS NOT DISTINCT (setting, plan, tenant_id)
+);
+COMMENT ON TABLE tenancy.governance IS
+    'Settings set_tenant gives a tenant''s statements, for a plan''s tenants or for one tenant (which wins over its plan); tenancy.set_governance checks the values.';
+COMMENT ON COLUMN tenancy.governance.setting IS 'statement_timeout, lock_timeout, work_mem, max_parallel_workers_per_gather, or max_running_statements (the most statements the tenant''s sessions run at once).';
+COMMENT ON COLUMN tenancy.governance.value IS 'The value, as SET takes it (''5s'', ''64MB'', ''0''); a whole number for max_running_statements.';
+COMMENT ON COLUMN tenancy.governance.plan IS 'The plan whose tenants get it (NULL for a tenant''s own value).';
+COMMENT ON COLUMN tenancy.governance.tenant_id IS 'The tenant that gets it, whatever its plan (NULL for a plan''s value).';
+SELECT pg_catalog.pg_extension_config_dump('tenancy.governance', '');
+
 -- sql/usage_api.sql, as a fresh install runs it.
--- Usage: setting request rates, and the comments and privileges of the
--- throttle functions.
+-- Usage: setting request rates and governed settings, and the comments and
+-- privileges of the usage functions.
 
 CREATE FUNCTION tenancy.set_throttle(resource text, rate_per_second double precision, burst double precision,
                                      plan text DEFAULT NULL, tenant uuid DEFAULT NULL)
@@ -839,21 +867,45 @@ COMMENT ON FUNCTION tenancy.throttle_or_raise(uuid, text, double precision) IS
     'As throttle, but raises 53400 with the rate and the wait when the request is over the rate.';
 COMMENT ON FUNCTION tenancy.reset_throttles() IS
     'Empties every tenant''s buckets: they start full again (as after a restart).';
-COMMENT ON FUNCTION tenancy._throttle_rates_changed() IS
-    'Internal: makes every backend read the throttle rates again.';
+COMMENT ON FUNCTION tenancy._usage_catalog_changed() IS
+    'Internal: makes every backend read the throttle rates and governed settings again.';
+COMMENT ON FUNCTION tenancy.set_governance(text, text, text, uuid) IS
+    'Sets the value set_tenant gives setting (statement_timeout, lock_timeout, work_mem, max_parallel_workers_per_gather), or the cap max_running_statements, for a plan''s tenants or for one tenant: exactly one of plan and tenant.';
+
+CREATE FUNCTION tenancy.clear_governance(setting text, plan text DEFAULT NULL, tenant uuid DEFAULT NULL)
+RETURNS boolean
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH gone AS (
+        DELETE FROM tenancy.governance g
+         WHERE g.setting = clear_governance.setting
+           AND g.plan IS NOT DISTINCT FROM clear_governance.plan
+           AND g.tenant_id IS NOT DISTINCT FROM clear_governance.tenant
+        RETURNING 1)
+    SELECT EXISTS (SELECT FROM gone)
+$$;
+COMMENT ON FUNCTION tenancy.clear_governance(text, text, uuid) IS
+    'Removes the value set for setting for the plan or the tenant; true if there was one.';
 
 REVOKE EXECUTE ON FUNCTION tenancy.set_throttle(text, double precision, double precision, text, uuid) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION tenancy.clear_throttle(text, text, uuid) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION tenancy.reset_throttles() FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION tenancy._throttle_rates_changed() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION tenancy.set_governance(text, text, text, uuid) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION tenancy.clear_governance(text, text, uuid) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION tenancy._usage_catalog_changed() FROM PUBLIC;
 
--- Every backend remembers the rates it used: a change of the rates, or of a
--- tenant's plan, makes them all read again.
+-- Every backend remembers the rates and settings it used: a change of them,
+-- or of a tenant's plan, makes them all read again.
 CREATE TRIGGER throttle_rates_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenancy.throttle_rates
-    FOR EACH STATEMENT EXECUTE FUNCTION tenancy._throttle_rates_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION tenancy._usage_catalog_changed();
 CREATE TRIGGER throttle_rates_changed AFTER UPDATE OF plan OR DELETE ON tenancy.tenants
-    FOR EACH STATEMENT EXECUTE FUNCTION tenancy._throttle_rates_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION tenancy._usage_catalog_changed();
+CREATE TRIGGER governance_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenancy.governance
+    FOR EACH STATEMENT EXECUTE FUNCTION tenancy._usage_catalog_changed();
 COMMENT ON TRIGGER throttle_rates_changed ON tenancy.throttle_rates IS
     'Makes every backend read the rates again (tenancy.throttle() remembers them).';
+COMMENT ON TRIGGER governance_changed ON tenancy.governance IS
+    'Makes every backend read the governed settings again (set_tenant remembers them).';
 COMMENT ON TRIGGER throttle_rates_changed ON tenancy.tenants IS
-    'A tenant''s plan changed: every backend reads the throttle rates again.';
+    'A tenant''s plan changed: every backend reads the throttle rates and governed settings again.';

@@ -1,5 +1,5 @@
--- Usage: setting request rates, and the comments and privileges of the
--- throttle functions.
+-- Usage: setting request rates and governed settings, and the comments and
+-- privileges of the usage functions.
 
 CREATE FUNCTION tenancy.set_throttle(resource text, rate_per_second double precision, burst double precision,
                                      plan text DEFAULT NULL, tenant uuid DEFAULT NULL)
@@ -38,21 +38,45 @@ COMMENT ON FUNCTION tenancy.throttle_or_raise(uuid, text, double precision) IS
     'As throttle, but raises 53400 with the rate and the wait when the request is over the rate.';
 COMMENT ON FUNCTION tenancy.reset_throttles() IS
     'Empties every tenant''s buckets: they start full again (as after a restart).';
-COMMENT ON FUNCTION tenancy._throttle_rates_changed() IS
-    'Internal: makes every backend read the throttle rates again.';
+COMMENT ON FUNCTION tenancy._usage_catalog_changed() IS
+    'Internal: makes every backend read the throttle rates and governed settings again.';
+COMMENT ON FUNCTION tenancy.set_governance(text, text, text, uuid) IS
+    'Sets the value set_tenant gives setting (statement_timeout, lock_timeout, work_mem, max_parallel_workers_per_gather), or the cap max_running_statements, for a plan''s tenants or for one tenant: exactly one of plan and tenant.';
+
+CREATE FUNCTION tenancy.clear_governance(setting text, plan text DEFAULT NULL, tenant uuid DEFAULT NULL)
+RETURNS boolean
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH gone AS (
+        DELETE FROM tenancy.governance g
+         WHERE g.setting = clear_governance.setting
+           AND g.plan IS NOT DISTINCT FROM clear_governance.plan
+           AND g.tenant_id IS NOT DISTINCT FROM clear_governance.tenant
+        RETURNING 1)
+    SELECT EXISTS (SELECT FROM gone)
+$$;
+COMMENT ON FUNCTION tenancy.clear_governance(text, text, uuid) IS
+    'Removes the value set for setting for the plan or the tenant; true if there was one.';
 
 REVOKE EXECUTE ON FUNCTION tenancy.set_throttle(text, double precision, double precision, text, uuid) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION tenancy.clear_throttle(text, text, uuid) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION tenancy.reset_throttles() FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION tenancy._throttle_rates_changed() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION tenancy.set_governance(text, text, text, uuid) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION tenancy.clear_governance(text, text, uuid) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION tenancy._usage_catalog_changed() FROM PUBLIC;
 
--- Every backend remembers the rates it used: a change of the rates, or of a
--- tenant's plan, makes them all read again.
+-- Every backend remembers the rates and settings it used: a change of them,
+-- or of a tenant's plan, makes them all read again.
 CREATE TRIGGER throttle_rates_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenancy.throttle_rates
-    FOR EACH STATEMENT EXECUTE FUNCTION tenancy._throttle_rates_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION tenancy._usage_catalog_changed();
 CREATE TRIGGER throttle_rates_changed AFTER UPDATE OF plan OR DELETE ON tenancy.tenants
-    FOR EACH STATEMENT EXECUTE FUNCTION tenancy._throttle_rates_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION tenancy._usage_catalog_changed();
+CREATE TRIGGER governance_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenancy.governance
+    FOR EACH STATEMENT EXECUTE FUNCTION tenancy._usage_catalog_changed();
 COMMENT ON TRIGGER throttle_rates_changed ON tenancy.throttle_rates IS
     'Makes every backend read the rates again (tenancy.throttle() remembers them).';
+COMMENT ON TRIGGER governance_changed ON tenancy.governance IS
+    'Makes every backend read the governed settings again (set_tenant remembers them).';
 COMMENT ON TRIGGER throttle_rates_changed ON tenancy.tenants IS
-    'A tenant''s plan changed: every backend reads the throttle rates again.';
+    'A tenant''s plan changed: every backend reads the throttle rates and governed settings again.';

@@ -1,7 +1,7 @@
 //! Where the lower layers tell the capabilities what happened, without
 //! knowing them: partition maintenance (a child created or attached, children
-//! retired) and tenant purge (a tenant's rows erased, a table's rows to
-//! anonymize). Each capability registers its hooks in its own `init()`,
+//! retired), tenant purge (a tenant's rows erased, a table's rows to
+//! anonymize) and the session's choice of tenant. Each capability registers its hooks in its own `init()`,
 //! called from `_PG_init`; the lower layer calls every registered hook with
 //! typed facts (OIDs, quoted names, ranges), never SQL text.
 //!
@@ -54,9 +54,17 @@ pub struct PurgeReport {
     pub facts: serde_json::Map<String, serde_json::Value>,
 }
 
+/// The tenant `set_tenant` (Some) or `clear_tenant` (None) has just set, for
+/// the session or (`is_local`) the transaction.
+pub struct TenantChosen {
+    pub tenant: Option<[u8; 16]>,
+    pub is_local: bool,
+}
+
 type ChildHook = fn(&ChildAttached);
 type RetiredHook = fn(&ChildrenRetired);
 type PurgeHook = fn(&TenantPurged, &mut PurgeReport) -> Result<()>;
+type ChosenHook = fn(&TenantChosen) -> Result<()>;
 
 /// Rewrites rows with a table's masking rules: `covers` says whether the
 /// table has rules that change anything; `rewrite` rewrites the rows the
@@ -75,6 +83,7 @@ struct Registry {
     children_retired: Vec<RetiredHook>,
     tenant_purged: Vec<PurgeHook>,
     purge_recorded: Vec<PurgeHook>,
+    tenant_chosen: Vec<ChosenHook>,
     anonymizer: Option<Anonymizer>,
 }
 
@@ -100,6 +109,12 @@ pub fn on_tenant_purged(hook: PurgeHook) {
 /// Registers the hook that records a purge, after every `on_tenant_purged` one.
 pub fn on_purge_recorded(hook: PurgeHook) {
     REGISTRY.with(|r| r.borrow_mut().purge_recorded.push(hook));
+}
+
+/// Registers what to do when `set_tenant` or `clear_tenant` chose a tenant
+/// (usage applies the tenant's governed settings).
+pub fn on_tenant_chosen(hook: ChosenHook) {
+    REGISTRY.with(|r| r.borrow_mut().tenant_chosen.push(hook));
 }
 
 /// Registers the anonymizer (masking does).
@@ -132,6 +147,13 @@ pub fn tenant_purged(event: &TenantPurged) -> Result<PurgeReport> {
         hook(event, &mut report)?;
     }
     Ok(report)
+}
+
+pub fn tenant_chosen(event: &TenantChosen) -> Result<()> {
+    for hook in REGISTRY.with(|r| r.borrow().tenant_chosen.clone()) {
+        hook(event)?;
+    }
+    Ok(())
 }
 
 /// The registered anonymizer, if masking is there to provide one.

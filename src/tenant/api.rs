@@ -49,7 +49,10 @@ fn set_tenant(tenant: Option<pgrx::Uuid>, is_local: default!(Option<bool>, "fals
     scope::require_local(is_local, "tenant")?;
     warn_if_local_outside_transaction(is_local, "set_tenant");
     context::write_checked_tenant(&tenant, is_local);
-    Ok(())
+    crate::common::hooks::tenant_chosen(&crate::common::hooks::TenantChosen {
+        tenant: Some(tenant),
+        is_local,
+    })
 }
 
 /// Clears the session's tenant: isolated tables then show no rows.
@@ -58,7 +61,10 @@ fn clear_tenant(is_local: default!(Option<bool>, "false")) -> Result<()> {
     let is_local = required(is_local, "is_local")?;
     warn_if_local_outside_transaction(is_local, "clear_tenant");
     context::write_setting(TENANT_SETTING, "", is_local);
-    Ok(())
+    crate::common::hooks::tenant_chosen(&crate::common::hooks::TenantChosen {
+        tenant: None,
+        is_local,
+    })
 }
 
 /// The session's tenant, or NULL when none is set.

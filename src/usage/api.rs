@@ -112,12 +112,42 @@ fn reset_throttles() {
     shared::clear();
 }
 
-/// The statement trigger on `tenancy.throttle_rates` and on plan changes of
-/// `tenancy.tenants`: every backend forgets the rates it remembered.
+/// Sets the value `set_tenant` gives `setting` for the tenants of `plan`, or
+/// for `tenant` (exactly one of them): 22023 for a setting that cannot be
+/// governed or a value it does not take.
+///
+/// ```sql
+/// SELECT tenancy.set_governance('statement_timeout', '5s', plan => 'free');
+/// ```
+#[pg_extern(volatile, parallel_unsafe)]
+fn set_governance(
+    setting: Option<&str>,
+    value: Option<&str>,
+    plan: default!(Option<&str>, "NULL"),
+    tenant: default!(Option<pgrx::Uuid>, "NULL"),
+) -> error::Result<()> {
+    let setting = required(setting, "setting")?;
+    let value = required(value, "value")?;
+    super::governance::validate(setting, value)?;
+    // As the caller, who was granted EXECUTE: the table's own constraints
+    // report a plan or tenant that does not exist (23503) or both or none (23514).
+    Spi::run_with_args(
+        "INSERT INTO tenancy.governance (setting, value, plan, tenant_id) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (setting, plan, tenant_id) DO UPDATE SET value = EXCLUDED.value",
+        &[setting.into(), value.into(), plan.into(), tenant.into()],
+    )
+    .expect("saving the governed setting failed");
+    Ok(())
+}
+
+/// The statement trigger on `tenancy.throttle_rates`, `tenancy.governance`
+/// and on plan changes of `tenancy.tenants`: every backend forgets the rates
+/// and settings it remembered.
 #[pg_trigger]
-fn _throttle_rates_changed<'a>(
+fn _usage_catalog_changed<'a>(
     _trigger: &'a PgTrigger<'a>,
 ) -> std::result::Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, std::convert::Infallible> {
     crate::tenant::bindings::broadcast_change(c"throttle_rates");
+    crate::tenant::bindings::broadcast_change(c"governance");
     Ok(None)
 }

@@ -1,9 +1,12 @@
 //! Usage: request-rate limits per tenant (`throttle`), token buckets in
-//! shared memory, set per plan and per tenant (docs/usage.md).
+//! shared memory, and governed settings that `set_tenant` applies
+//! (`governance`), both set per plan and per tenant (docs/usage.md).
 
 mod api;
 mod bucket;
+mod governance;
 mod rates;
+mod running;
 mod shared;
 
 #[cfg(any(test, feature = "pg_test"))]
@@ -22,13 +25,16 @@ pgrx::extension_sql_file!(
         api::throttle,
         api::throttle_or_raise,
         api::reset_throttles,
-        api::_throttle_rates_changed
+        api::set_governance,
+        api::_usage_catalog_changed
     ]
 );
 
-/// Sets the buckets aside in shared memory (when preloaded) and registers
-/// the rate cache's invalidation; called from `_PG_init`.
+/// Sets the buckets aside in shared memory (when preloaded), registers the
+/// caches' invalidation and set_tenant's hook; called from `_PG_init`.
 pub fn init() {
     shared::init();
     rates::init();
+    governance::init();
+    running::init();
 }

@@ -11,22 +11,27 @@ use pgrx::prelude::*;
 use pgrx::shmem::PGRXSharedMemory;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+/// A fixed array of plain values, as shared memory holds it: its size is
+/// set when the server starts and never changes.
 #[derive(Clone, Copy)]
 #[repr(C)]
-pub struct Buckets {
-    slots: [Slot; SLOTS],
+pub struct Table<T: Copy + Default, const N: usize> {
+    pub entries: [T; N],
 }
 
-impl Default for Buckets {
+impl<T: Copy + Default, const N: usize> Default for Table<T, N> {
     fn default() -> Self {
-        Buckets {
-            slots: [Slot::default(); SLOTS],
+        Table {
+            entries: [T::default(); N],
         }
     }
 }
 
-// SAFETY: plain data (no pointers), the same in every process.
-unsafe impl PGRXSharedMemory for Buckets {}
+// SAFETY: the entries are plain data (the callers' types hold no pointers),
+// the same in every process.
+unsafe impl<T: Copy + Default, const N: usize> PGRXSharedMemory for Table<T, N> {}
+
+type Buckets = Table<Slot, SLOTS>;
 
 // SAFETY: the only lock of that name; pg_tenancy names its locks after itself.
 static BUCKETS: PgLwLock<Buckets> = unsafe { PgLwLock::new(c"pg_tenancy_throttle") };
@@ -56,12 +61,12 @@ pub fn take(tenant: &[u8; 16], resource: &str, rate: Rate, cost: f64) -> Decisio
     // SAFETY: reads the clock.
     let now = unsafe { pg_sys::GetCurrentTimestamp() };
     let mut buckets = BUCKETS.exclusive();
-    bucket::take(&mut buckets.slots, tenant, resource, rate, cost, now)
+    bucket::take(&mut buckets.entries, tenant, resource, rate, cost, now)
 }
 
 /// Empties the table: every bucket starts full again.
 pub fn clear() {
     if available() {
-        bucket::clear(&mut BUCKETS.exclusive().slots);
+        bucket::clear(&mut BUCKETS.exclusive().entries);
     }
 }
