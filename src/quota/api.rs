@@ -33,21 +33,10 @@ fn spending_arguments(
 /// role bound to tenants (`tenancy.bind_role`) acts for those only.
 fn key_for(tenant: pgrx::Uuid, resource: &str) -> Result<Key> {
     let tenant = *tenant.as_bytes();
-    // A role bound to tenants (tenancy.bind_role) acts for those only.
-    crate::tenant::bindings::require_allowed(&tenant)?;
-    if let Some(session) = context::current_tenant() {
-        // SAFETY: reads the current user's superuser flag.
-        if session != tenant && !unsafe { pg_sys::superuser() } {
-            return Err(error::insufficient_privilege(format!(
-                "this session acts for tenant {}, not for tenant {}",
-                context::format_tenant(&session),
-                context::format_tenant(&tenant)
-            ))
-            .set_hint(
-                "Quota calls for another tenant need a session without tenancy.set_tenant().",
-            ));
-        }
-    }
+    crate::tenant::bindings::require_acting_for(
+        &tenant,
+        "Quota calls for another tenant need a session without tenancy.set_tenant().",
+    )?;
     Ok(Key {
         tenant,
         resource: resource.to_owned(),

@@ -306,6 +306,27 @@ pub fn require_allowed(tenant: &[u8; 16]) -> error::Result<()> {
     }
 }
 
+/// 42501 unless this session may act for `tenant`: a role bound to tenants
+/// (`tenancy.bind_role`) acts for those only, and a session acting for one
+/// tenant (set or from a JWT claim) for that one, but a superuser's. What
+/// spends a tenant's units (quotas, rate limits) checks it; `hint` says
+/// what the caller's user should do instead.
+pub fn require_acting_for(tenant: &[u8; 16], hint: &str) -> error::Result<()> {
+    require_allowed(tenant)?;
+    if let Some(session) = super::context::current_tenant() {
+        // SAFETY: reads the current user's superuser flag.
+        if session != *tenant && !unsafe { pg_sys::superuser() } {
+            return Err(error::insufficient_privilege(format!(
+                "this session acts for tenant {}, not for tenant {}",
+                super::context::format_tenant(&session),
+                super::context::format_tenant(tenant)
+            ))
+            .set_hint(hint));
+        }
+    }
+    Ok(())
+}
+
 /// The check `current_tenant()` makes on every call: a tenant set before
 /// `SET ROLE`, or by someone else's code, is refused when it is used. The
 /// answer for the same users, tenant and generation is remembered, so the

@@ -7,23 +7,6 @@ use crate::common::error::{self, required};
 use crate::tenant::context;
 use pgrx::prelude::*;
 
-/// A session acting for one tenant may only spend that tenant's tokens (as
-/// with `consume`); a role bound to tenants, only theirs.
-fn may_spend(tenant: &[u8; 16]) -> error::Result<()> {
-    crate::tenant::bindings::check_in_use(tenant);
-    if let Some(session) = context::tenant_set() {
-        // SAFETY: reads the current user's superuser flag.
-        if session != *tenant && !unsafe { pg_sys::superuser() } {
-            return Err(error::insufficient_privilege(format!(
-                "this session acts for tenant {}, not for tenant {}",
-                context::format_tenant(&session),
-                context::format_tenant(tenant)
-            )));
-        }
-    }
-    Ok(())
-}
-
 /// The decision for a call, None when nothing limits the resource.
 fn decide(
     tenant: Option<pgrx::Uuid>,
@@ -38,7 +21,11 @@ fn decide(
             "cost must be a finite number of 0 or more",
         ));
     }
-    may_spend(&tenant)?;
+    // As with consume: a session acting for one tenant spends only its tokens.
+    crate::tenant::bindings::require_acting_for(
+        &tenant,
+        "Throttle calls for another tenant need a session without tenancy.set_tenant().",
+    )?;
     let Some(limit) = rates::rate(&tenant, resource) else {
         return Err(crate::tenant::registry::unknown_tenant(&tenant));
     };
