@@ -208,8 +208,21 @@ SELECT * FROM tenancy.verify_isolation();
 SELECT total, active, idle, idle_in_transaction, waiting, max_connections, reserved, saturation_pct
   FROM tenancy.connection_summary();
 ANALYZE public.projects;
-\echo '--- Per tenant, from planner statistics (no table scanned)'
-SELECT slug, tables, rows_estimate, audit_events_24h, top_quota_resource, top_quota_pct FROM tenancy.tenant_stats();
+\echo '--- Which tenant? Each statement a tenant''s session sends is counted for it, in shared memory'
+SELECT tenancy.reset_tenant_activity() IS NOT NULL AS reset;
+SET tenancy.tenant_id = :'acme';
+SELECT count(*) AS acme_projects FROM public.projects;
+SELECT sum(g) AS acme_report FROM generate_series(1, 3000000) g;
+SET tenancy.tenant_id = :'globex';
+SELECT count(*) AS globex_projects FROM public.projects;
+RESET tenancy.tenant_id;
+SELECT coalesce(t.slug, '(all others)') AS tenant, a.calls, a.rows, round(a.cpu_ms) AS cpu_ms, a.blks_hit, a.errors
+  FROM tenancy.tenant_activity() a LEFT JOIN tenancy.tenants t ON t.id = a.tenant_id
+ WHERE a.period = 'current' ORDER BY a.tenant_rank NULLS LAST;
+\echo '--- Per tenant, from planner statistics (no table scanned), the running cap and the CPU share'
+SELECT slug, tables, rows_estimate, audit_events_24h, top_quota_resource, top_quota_pct,
+       running_statements, running_cap, cpu_share_pct
+  FROM tenancy.tenant_stats();
 \echo '--- Checks with thresholds from check_postgres, postgres_exporter and pganalyze'
 SELECT check_name, status, value, warn_threshold, crit_threshold, detail FROM tenancy.health_check();
 \echo '--- A database-size budget of 1 kB makes the database critical; two samples open one alert'

@@ -13,8 +13,9 @@
 -- audited distributed tables log beside their shards, in
 -- tenancy.cluster_audit_log, read through tenancy.audit_trail and
 -- row_history (sql/audit_catalog.sql, sql/audit_api.sql); request-rate
--- limits and governed settings, tenancy.throttle and set_governance
--- (sql/usage_catalog.sql, sql/usage_api.sql).
+-- limits and governed settings, tenancy.throttle and set_governance, and
+-- per-tenant accounting, tenancy.tenant_activity, shown in tenant_stats and
+-- two new health checks (sql/usage_catalog.sql, sql/usage_api.sql).
 \echo Use "ALTER EXTENSION pg_tenancy UPDATE" to load this file. \quit
 
 -- New C function of the 0.3.0 library.
@@ -411,69 +412,6 @@ COMMENT ON FUNCTION tenancy._citus_tenant_shares() IS
     'Internal: on a Citus cluster, per tenant and registered table, the planner statistics of the shard holding the tenant''s rows and the tenant''s share of it (tenant_stats() adds them up).';
 REVOKE EXECUTE ON FUNCTION tenancy._citus_tenant_shares() FROM PUBLIC;
 
-CREATE OR REPLACE FUNCTION tenancy.tenant_stats()
-RETURNS TABLE(tenant_id uuid, slug text, tenant_name text, tables int, rows_estimate bigint, bytes_estimate bigint,
-              stats_as_of timestamptz, audit_events_24h bigint, top_quota_resource text,
-              top_quota_pct numeric)
-LANGUAGE sql VOLATILE
-SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-    WITH leaves AS (
-        -- A plain table is its own leaf (pg_partition_tree lists partitions only).
-        SELECT tt.tbl::oid AS registered, tt.tenant_column, coalesce(p.relid, tt.tbl) AS leaf
-          FROM tenancy.tenant_tables tt
-          LEFT JOIN LATERAL (SELECT t.relid FROM pg_partition_tree(tt.tbl) t WHERE t.isleaf) p ON true
-    ), leaf_stats AS (
-        SELECT l.registered, GREATEST(c.reltuples, 0) AS reltuples, pg_total_relation_size(l.leaf) AS bytes,
-               GREATEST(pg_stat_get_last_analyze_time(l.leaf), pg_stat_get_last_autoanalyze_time(l.leaf)) AS analyzed,
-               s.null_frac, s.most_common_vals::text::uuid[] AS mcv, s.most_common_freqs AS freqs,
-               CASE WHEN s.n_distinct < 0 THEN -s.n_distinct * GREATEST(c.reltuples, 0) ELSE s.n_distinct END AS n_distinct
-          FROM leaves l
-          JOIN pg_class c ON c.oid = l.leaf
-          JOIN pg_namespace n ON n.oid = c.relnamespace
-          LEFT JOIN pg_stats s ON s.schemaname = n.nspname AND s.tablename = c.relname
-                              AND s.attname = l.tenant_column AND NOT s.inherited
-    ), shares AS (
-        SELECT t.id, ls.registered, ls.reltuples::float8, ls.bytes, ls.analyzed,
-               (CASE WHEN ls.n_distinct IS NULL THEN NULL
-                     WHEN array_position(ls.mcv, t.id) IS NOT NULL THEN ls.freqs[array_position(ls.mcv, t.id)]
-                     ELSE GREATEST(1 - ls.null_frac - coalesce((SELECT sum(f) FROM unnest(ls.freqs) f), 0), 0)
-                          / GREATEST(ls.n_distinct - coalesce(cardinality(ls.mcv), 0), 1) END)::float8 AS share
-          FROM tenancy.tenants t CROSS JOIN leaf_stats ls
-        UNION ALL
-        -- Distributed tables: their shards' statistics, read on the workers.
-        SELECT c.tenant_id, c.registered, c.reltuples, c.bytes, c.analyzed, c.share
-          FROM tenancy._citus_tenant_shares() c
-    ), audit AS (
-        -- On Citus, distributed tables' rows are in the cluster log.
-        SELECT a.tenant_id, count(*) AS events
-          FROM (SELECT l.tenant_id FROM tenancy.audit_log l
-                 WHERE l.logged_at >= statement_timestamp() - interval '24 hours'
-                UNION ALL
-                SELECT c.tenant_id FROM tenancy.cluster_audit_log c
-                 WHERE c.logged_at >= statement_timestamp() - interval '24 hours') a
-         GROUP BY a.tenant_id
-    ), top_quota AS (
-        SELECT DISTINCT ON (q.tenant_id) q.tenant_id, q.resource, q.pct_used
-          FROM tenancy.quota_status() q
-         WHERE q.pct_used IS NOT NULL
-         ORDER BY q.tenant_id, q.pct_used DESC, q.resource
-    )
-    SELECT t.id, t.slug, t.name,
-           (SELECT count(DISTINCT s.registered) FROM shares s WHERE s.id = t.id)::int,
-           (SELECT round(sum(s.reltuples * s.share))::bigint FROM shares s WHERE s.id = t.id),
-           (SELECT round(sum(s.bytes * s.share))::bigint FROM shares s WHERE s.id = t.id),
-           (SELECT min(s.analyzed) FROM shares s WHERE s.id = t.id),
-           coalesce(a.events, 0), q.resource, q.pct_used
-      FROM tenancy.tenants t
-      LEFT JOIN audit a ON a.tenant_id = t.id
-      LEFT JOIN top_quota q ON q.tenant_id = t.id
-     ORDER BY t.slug
-$$;
-COMMENT ON FUNCTION tenancy.tenant_stats() IS
-    'Per tenant: registered tables, estimated rows and bytes in them (planner statistics, as fresh as the last ANALYZE: stats_as_of; on Citus those of the shards on the workers), audit rows in the last 24 hours and the highest quota use.';
-
 -- An autocommit SELECT on a Citus cluster carries the tenant in its shard
 -- queries (src/citus/carried.rs).
 CREATE FUNCTION tenancy."_tenant_carried"(
@@ -787,6 +725,39 @@ CREATE FUNCTION tenancy."_usage_catalog_changed"()
 	LANGUAGE c
 	AS 'MODULE_PATHNAME', '_usage_catalog_changed_wrapper';
 
+CREATE FUNCTION tenancy."_tenant_activity"(
+	"required" bool /* bool */
+) RETURNS TABLE (
+	"tenant_id" uuid,  /* Option < pgrx :: Uuid > */
+	"period_start" timestamp with time zone,  /* Option < TimestampWithTimeZone > */
+	"calls" bigint,  /* i64 */
+	"rows" bigint,  /* i64 */
+	"exec_ms" double precision,  /* f64 */
+	"cpu_ms" double precision,  /* f64 */
+	"blks_hit" bigint,  /* i64 */
+	"blks_read" bigint,  /* i64 */
+	"wal_bytes" bigint,  /* i64 */
+	"errors" bigint,  /* i64 */
+	"period" TEXT,  /* & '_ str */
+	"tenant_rank" INT,  /* Option < i32 > */
+	"reset_at" timestamp with time zone  /* Option < TimestampWithTimeZone > */
+)
+STRICT VOLATILE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', '_tenant_activity_wrapper';
+CREATE FUNCTION tenancy."reset_tenant_activity"() RETURNS timestamp with time zone /* Option < TimestampWithTimeZone > */
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'reset_tenant_activity_wrapper';
+CREATE FUNCTION tenancy."_running_statements"() RETURNS TABLE (
+	"tenant_id" uuid,  /* pgrx :: Uuid */
+	"running" INT,  /* i32 */
+	"running_cap" bigint  /* Option < i64 > */
+)
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', '_running_statements_wrapper';
+
 -- sql/usage_catalog.sql, as a fresh install runs it.
 -- Usage: request-rate limits and governed settings (docs/usage.md). Both are
 -- configuration (dumped); the buckets live in shared memory only.
@@ -909,3 +880,131 @@ COMMENT ON TRIGGER governance_changed ON tenancy.governance IS
     'Makes every backend read the governed settings again (set_tenant remembers them).';
 COMMENT ON TRIGGER throttle_rates_changed ON tenancy.tenants IS
     'A tenant''s plan changed: every backend reads the throttle rates and governed settings again.';
+
+-- Accounting (docs/usage.md): read by monitoring roles, reset by admins.
+CREATE FUNCTION tenancy.tenant_activity()
+RETURNS TABLE(tenant_id uuid, period_start timestamptz, calls bigint, rows bigint, exec_ms double precision,
+              cpu_ms double precision, blks_hit bigint, blks_read bigint, wal_bytes bigint, errors bigint,
+              period text, tenant_rank int, reset_at timestamptz)
+LANGUAGE sql VOLATILE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM tenancy._tenant_activity(true) $$;
+COMMENT ON FUNCTION tenancy.tenant_activity() IS
+    'What each tenant''s statements cost (calls, rows, executor and CPU time, shared blocks, WAL, errors), current and previous period (tenancy.activity_period): the top tenancy.activity_top tenants by tenancy.activity_rank_by, then one row (tenant_id NULL) for all the others. Needs pg_tenancy preloaded.';
+COMMENT ON FUNCTION tenancy._tenant_activity(boolean) IS
+    'Internal: tenant_activity(); where pg_tenancy is not preloaded, 55000 when required, else no rows (for tenant_stats and health checks).';
+COMMENT ON FUNCTION tenancy.reset_tenant_activity() IS
+    'Forgets every tenant''s accounting figures; returns when.';
+COMMENT ON FUNCTION tenancy._running_statements() IS
+    'Internal: per tenant with a running cap (max_running_statements), the statements its sessions run now and the cap.';
+REVOKE EXECUTE ON FUNCTION tenancy.tenant_activity() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION tenancy.tenant_activity() TO pg_monitor;
+REVOKE EXECUTE ON FUNCTION tenancy._tenant_activity(boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION tenancy._tenant_activity(boolean) TO pg_monitor;
+REVOKE EXECUTE ON FUNCTION tenancy._running_statements() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION tenancy._running_statements() TO pg_monitor;
+REVOKE EXECUTE ON FUNCTION tenancy.reset_tenant_activity() FROM PUBLIC;
+
+-- tenant_stats() shows the running cap and the CPU of accounting: new
+-- columns, so the function is made again (and granted again).
+DROP FUNCTION tenancy.tenant_stats();
+-- Per tenant, from planner statistics: pg_class.reltuples of each leaf table
+-- times the tenant's share of its tenant column (most_common_vals, else the
+-- rows outside them spread over the other distinct values). No table is read.
+CREATE FUNCTION tenancy.tenant_stats()
+RETURNS TABLE(tenant_id uuid, slug text, tenant_name text, tables int, rows_estimate bigint, bytes_estimate bigint,
+              stats_as_of timestamptz, audit_events_24h bigint, top_quota_resource text,
+              top_quota_pct numeric, running_statements int, running_cap int,
+              cpu_ms_recent double precision, cpu_share_pct numeric)
+LANGUAGE sql VOLATILE
+SECURITY DEFINER
+-- The planner's estimate of the tenants x tables product is far above JIT's
+-- thresholds; compiling it costs about a second, running it milliseconds.
+SET jit = off
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH leaves AS (
+        -- A plain table is its own leaf (pg_partition_tree lists partitions only).
+        SELECT tt.tbl::oid AS registered, tt.tenant_column, coalesce(p.relid, tt.tbl) AS leaf
+          FROM tenancy.tenant_tables tt
+          LEFT JOIN LATERAL (SELECT t.relid FROM pg_partition_tree(tt.tbl) t WHERE t.isleaf) p ON true
+    ), leaf_stats AS (
+        SELECT l.registered, GREATEST(c.reltuples, 0) AS reltuples, pg_total_relation_size(l.leaf) AS bytes,
+               GREATEST(pg_stat_get_last_analyze_time(l.leaf), pg_stat_get_last_autoanalyze_time(l.leaf)) AS analyzed,
+               s.null_frac, s.most_common_vals::text::uuid[] AS mcv, s.most_common_freqs AS freqs,
+               CASE WHEN s.n_distinct < 0 THEN -s.n_distinct * GREATEST(c.reltuples, 0) ELSE s.n_distinct END AS n_distinct
+          FROM leaves l
+          JOIN pg_class c ON c.oid = l.leaf
+          JOIN pg_namespace n ON n.oid = c.relnamespace
+          LEFT JOIN pg_stats s ON s.schemaname = n.nspname AND s.tablename = c.relname
+                              AND s.attname = l.tenant_column AND NOT s.inherited
+    ), shares AS (
+        SELECT t.id, ls.registered, ls.reltuples::float8, ls.bytes, ls.analyzed,
+               (CASE WHEN ls.n_distinct IS NULL THEN NULL
+                     WHEN array_position(ls.mcv, t.id) IS NOT NULL THEN ls.freqs[array_position(ls.mcv, t.id)]
+                     ELSE GREATEST(1 - ls.null_frac - coalesce((SELECT sum(f) FROM unnest(ls.freqs) f), 0), 0)
+                          / GREATEST(ls.n_distinct - coalesce(cardinality(ls.mcv), 0), 1) END)::float8 AS share
+          FROM tenancy.tenants t CROSS JOIN leaf_stats ls
+        UNION ALL
+        -- Distributed tables: their shards' statistics, read on the workers.
+        SELECT c.tenant_id, c.registered, c.reltuples, c.bytes, c.analyzed, c.share
+          FROM tenancy._citus_tenant_shares() c
+    ), audit AS (
+        -- On Citus, distributed tables' rows are in the cluster log.
+        SELECT a.tenant_id, count(*) AS events
+          FROM (SELECT l.tenant_id FROM tenancy.audit_log l
+                 WHERE l.logged_at >= statement_timestamp() - interval '24 hours'
+                UNION ALL
+                SELECT c.tenant_id FROM tenancy.cluster_audit_log c
+                 WHERE c.logged_at >= statement_timestamp() - interval '24 hours') a
+         GROUP BY a.tenant_id
+    ), top_quota AS (
+        SELECT DISTINCT ON (q.tenant_id) q.tenant_id, q.resource, q.pct_used
+          FROM tenancy.quota_status() q
+         WHERE q.pct_used IS NOT NULL
+         ORDER BY q.tenant_id, q.pct_used DESC, q.resource
+    ), per_tenant AS (
+        SELECT s.id, count(DISTINCT s.registered)::int AS tables,
+               round(sum(s.reltuples * s.share))::bigint AS rows_estimate,
+               round(sum(s.bytes * s.share))::bigint AS bytes_estimate,
+               min(s.analyzed) AS stats_as_of
+          FROM shares s
+         GROUP BY s.id
+    ), activity AS (
+        -- Accounting (pg_tenancy preloaded), both periods; tenants beyond the
+        -- top are summed in the row without a tenant, so they show NULL.
+        SELECT a.tenant_id, sum(a.cpu_ms) AS cpu_ms, sum(sum(a.cpu_ms)) OVER () AS all_ms
+          FROM tenancy._tenant_activity(false) a
+         GROUP BY a.tenant_id
+    )
+    SELECT t.id, t.slug, t.name,
+           coalesce(p.tables, 0), p.rows_estimate, p.bytes_estimate, p.stats_as_of,
+           coalesce(a.events, 0), q.resource, q.pct_used,
+           CASE WHEN cap.value IS NOT NULL THEN coalesce(r.running, 0) END, cap.value,
+           act.cpu_ms, round((100 * act.cpu_ms / nullif(act.all_ms, 0))::numeric, 1)
+      FROM tenancy.tenants t
+      LEFT JOIN per_tenant p ON p.id = t.id
+      LEFT JOIN audit a ON a.tenant_id = t.id
+      LEFT JOIN top_quota q ON q.tenant_id = t.id
+      LEFT JOIN LATERAL (
+          -- The tenant's own cap wins over its plan's.
+          SELECT g.value::int AS value FROM tenancy.governance g
+           WHERE g.setting = 'max_running_statements' AND (g.tenant_id = t.id OR g.plan = t.plan)
+           ORDER BY g.tenant_id IS NULL LIMIT 1) cap ON true
+      LEFT JOIN tenancy._running_statements() r ON r.tenant_id = t.id
+      LEFT JOIN activity act ON act.tenant_id = t.id
+     ORDER BY t.slug
+$$;
+COMMENT ON FUNCTION tenancy.tenant_stats() IS
+    'Per tenant: registered tables, estimated rows and bytes in them (planner statistics, as fresh as the last ANALYZE: stats_as_of; on Citus those of the shards on the workers), audit rows in the last 24 hours, the highest quota use, the statements running now against its cap (max_running_statements), and the CPU time of its statements in the current and previous accounting period with its share of all tenants'' (tenant_activity(); NULL beyond the top tenants or without preloading).';
+REVOKE EXECUTE ON FUNCTION tenancy.tenant_stats() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION tenancy.tenant_stats() TO pg_monitor;
+
+INSERT INTO tenancy.health_thresholds
+    (check_name, warn_threshold, crit_threshold, higher_is_worse, unit, source, description) VALUES
+('tenants_at_running_cap', 1, NULL, true, 'tenants',
+ 'pg_tenancy: a tenant whose statements fill its cap (tenancy.governance max_running_statements) gets 53400 for the next one',
+ 'Tenants whose sessions run as many statements now as their cap allows.'),
+('tenant_cpu_share', 50, NULL, true, 'percent',
+ 'pg_tenancy: Citus citus_stat_tenants ranks tenants by CPU; one tenant using half of it is the noisy neighbour to look at',
+ 'Largest share one tenant has of the CPU time of all tenants'' statements in the current and previous accounting period (tenancy.tenant_activity(); at least 2 tenants and 1 s of CPU).');

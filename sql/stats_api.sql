@@ -192,9 +192,13 @@ REVOKE EXECUTE ON FUNCTION tenancy._citus_tenant_shares() FROM PUBLIC;
 CREATE FUNCTION tenancy.tenant_stats()
 RETURNS TABLE(tenant_id uuid, slug text, tenant_name text, tables int, rows_estimate bigint, bytes_estimate bigint,
               stats_as_of timestamptz, audit_events_24h bigint, top_quota_resource text,
-              top_quota_pct numeric)
+              top_quota_pct numeric, running_statements int, running_cap int,
+              cpu_ms_recent double precision, cpu_share_pct numeric)
 LANGUAGE sql VOLATILE
 SECURITY DEFINER
+-- The planner's estimate of the tenants x tables product is far above JIT's
+-- thresholds; compiling it costs about a second, running it milliseconds.
+SET jit = off
 SET search_path = pg_catalog, pg_temp
 AS $$
     WITH leaves AS (
@@ -237,20 +241,40 @@ AS $$
           FROM tenancy.quota_status() q
          WHERE q.pct_used IS NOT NULL
          ORDER BY q.tenant_id, q.pct_used DESC, q.resource
+    ), per_tenant AS (
+        SELECT s.id, count(DISTINCT s.registered)::int AS tables,
+               round(sum(s.reltuples * s.share))::bigint AS rows_estimate,
+               round(sum(s.bytes * s.share))::bigint AS bytes_estimate,
+               min(s.analyzed) AS stats_as_of
+          FROM shares s
+         GROUP BY s.id
+    ), activity AS (
+        -- Accounting (pg_tenancy preloaded), both periods; tenants beyond the
+        -- top are summed in the row without a tenant, so they show NULL.
+        SELECT a.tenant_id, sum(a.cpu_ms) AS cpu_ms, sum(sum(a.cpu_ms)) OVER () AS all_ms
+          FROM tenancy._tenant_activity(false) a
+         GROUP BY a.tenant_id
     )
     SELECT t.id, t.slug, t.name,
-           (SELECT count(DISTINCT s.registered) FROM shares s WHERE s.id = t.id)::int,
-           (SELECT round(sum(s.reltuples * s.share))::bigint FROM shares s WHERE s.id = t.id),
-           (SELECT round(sum(s.bytes * s.share))::bigint FROM shares s WHERE s.id = t.id),
-           (SELECT min(s.analyzed) FROM shares s WHERE s.id = t.id),
-           coalesce(a.events, 0), q.resource, q.pct_used
+           coalesce(p.tables, 0), p.rows_estimate, p.bytes_estimate, p.stats_as_of,
+           coalesce(a.events, 0), q.resource, q.pct_used,
+           CASE WHEN cap.value IS NOT NULL THEN coalesce(r.running, 0) END, cap.value,
+           act.cpu_ms, round((100 * act.cpu_ms / nullif(act.all_ms, 0))::numeric, 1)
       FROM tenancy.tenants t
+      LEFT JOIN per_tenant p ON p.id = t.id
       LEFT JOIN audit a ON a.tenant_id = t.id
       LEFT JOIN top_quota q ON q.tenant_id = t.id
+      LEFT JOIN LATERAL (
+          -- The tenant's own cap wins over its plan's.
+          SELECT g.value::int AS value FROM tenancy.governance g
+           WHERE g.setting = 'max_running_statements' AND (g.tenant_id = t.id OR g.plan = t.plan)
+           ORDER BY g.tenant_id IS NULL LIMIT 1) cap ON true
+      LEFT JOIN tenancy._running_statements() r ON r.tenant_id = t.id
+      LEFT JOIN activity act ON act.tenant_id = t.id
      ORDER BY t.slug
 $$;
 COMMENT ON FUNCTION tenancy.tenant_stats() IS
-    'Per tenant: registered tables, estimated rows and bytes in them (planner statistics, as fresh as the last ANALYZE: stats_as_of; on Citus those of the shards on the workers), audit rows in the last 24 hours and the highest quota use.';
+    'Per tenant: registered tables, estimated rows and bytes in them (planner statistics, as fresh as the last ANALYZE: stats_as_of; on Citus those of the shards on the workers), audit rows in the last 24 hours, the highest quota use, the statements running now against its cap (max_running_statements), and the CPU time of its statements in the current and previous accounting period with its share of all tenants'' (tenant_activity(); NULL beyond the top tenants or without preloading).';
 
 -- Reading every tenant's figures is for monitoring roles; so is sampling them.
 REVOKE EXECUTE ON FUNCTION tenancy.tenant_stats() FROM PUBLIC;

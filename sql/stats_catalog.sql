@@ -87,6 +87,12 @@ INSERT INTO tenancy.health_thresholds
 ('isolation_findings', 1, NULL, true, 'findings',
  'pg_tenancy: any finding of tenancy.verify_isolation() (the checks of Supabase''s RLS linter, and more, inside the database)',
  'What tenancy.verify_isolation() finds that breaks tenant isolation: unforced or missing policies, owner-rights views, BYPASSRLS roles, TRUNCATE grants...'),
+('tenants_at_running_cap', 1, NULL, true, 'tenants',
+ 'pg_tenancy: a tenant whose statements fill its cap (tenancy.governance max_running_statements) gets 53400 for the next one',
+ 'Tenants whose sessions run as many statements now as their cap allows.'),
+('tenant_cpu_share', 50, NULL, true, 'percent',
+ 'pg_tenancy: Citus citus_stat_tenants ranks tenants by CPU; one tenant using half of it is the noisy neighbour to look at',
+ 'Largest share one tenant has of the CPU time of all tenants'' statements in the current and previous accounting period (tenancy.tenant_activity(); at least 2 tenants and 1 s of CPU).'),
 ('cluster_unreachable_nodes', NULL, 1, true, 'nodes',
  'pg_tenancy: a Citus worker that refuses connections fails every query that touches its shards (citus_check_connection_to_node)',
  'On a Citus coordinator: active primary workers that do not accept a connection within 5 s. The cluster_<check> rows that follow it judge each worker with <check>''s thresholds.');

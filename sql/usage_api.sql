@@ -80,3 +80,27 @@ COMMENT ON TRIGGER governance_changed ON tenancy.governance IS
     'Makes every backend read the governed settings again (set_tenant remembers them).';
 COMMENT ON TRIGGER throttle_rates_changed ON tenancy.tenants IS
     'A tenant''s plan changed: every backend reads the throttle rates and governed settings again.';
+
+-- Accounting (docs/usage.md): read by monitoring roles, reset by admins.
+CREATE FUNCTION tenancy.tenant_activity()
+RETURNS TABLE(tenant_id uuid, period_start timestamptz, calls bigint, rows bigint, exec_ms double precision,
+              cpu_ms double precision, blks_hit bigint, blks_read bigint, wal_bytes bigint, errors bigint,
+              period text, tenant_rank int, reset_at timestamptz)
+LANGUAGE sql VOLATILE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM tenancy._tenant_activity(true) $$;
+COMMENT ON FUNCTION tenancy.tenant_activity() IS
+    'What each tenant''s statements cost (calls, rows, executor and CPU time, shared blocks, WAL, errors), current and previous period (tenancy.activity_period): the top tenancy.activity_top tenants by tenancy.activity_rank_by, then one row (tenant_id NULL) for all the others. Needs pg_tenancy preloaded.';
+COMMENT ON FUNCTION tenancy._tenant_activity(boolean) IS
+    'Internal: tenant_activity(); where pg_tenancy is not preloaded, 55000 when required, else no rows (for tenant_stats and health checks).';
+COMMENT ON FUNCTION tenancy.reset_tenant_activity() IS
+    'Forgets every tenant''s accounting figures; returns when.';
+COMMENT ON FUNCTION tenancy._running_statements() IS
+    'Internal: per tenant with a running cap (max_running_statements), the statements its sessions run now and the cap.';
+REVOKE EXECUTE ON FUNCTION tenancy.tenant_activity() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION tenancy.tenant_activity() TO pg_monitor;
+REVOKE EXECUTE ON FUNCTION tenancy._tenant_activity(boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION tenancy._tenant_activity(boolean) TO pg_monitor;
+REVOKE EXECUTE ON FUNCTION tenancy._running_statements() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION tenancy._running_statements() TO pg_monitor;
+REVOKE EXECUTE ON FUNCTION tenancy.reset_tenant_activity() FROM PUBLIC;

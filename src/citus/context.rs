@@ -17,6 +17,7 @@
 //! same connections starts without it.
 
 use crate::common::citus::{citus, Citus};
+use crate::common::executor;
 use crate::tenant::context::{tenant_to_carry, ACTOR_SETTING, TENANT_SETTING};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -107,28 +108,7 @@ fn carry_actor(citus: Citus) {
     SENT_ACTOR.with(|s| *s.borrow_mut() = Some(wanted));
 }
 
-// The hooks below are not #[pg_guard]ed: an ERROR raised further down the
-// chain (by the statement itself) must reach PostgreSQL as it was raised,
-// with its CONTEXT lines and error fields, not caught and raised again by
-// pgrx, which keeps only the message, detail and hint. So they hold nothing
-// that needs dropping when they call down the chain (an ERROR's longjmp may
-// cross them), call PostgreSQL's standard functions through unguarded
-// declarations, and do their own work in a guarded function first.
-unsafe extern "C-unwind" {
-    #[link_name = "standard_ExecutorStart"]
-    fn unguarded_standard_executor_start(query: *mut pg_sys::QueryDesc, eflags: i32);
-    #[link_name = "standard_ProcessUtility"]
-    fn unguarded_standard_process_utility(
-        statement: *mut pg_sys::PlannedStmt,
-        query: *const std::ffi::c_char,
-        read_only_tree: bool,
-        context: pg_sys::ProcessUtilityContext::Type,
-        params: pg_sys::ParamListInfo,
-        environment: *mut pg_sys::QueryEnvironment,
-        destination: *mut pg_sys::DestReceiver,
-        completion: *mut pg_sys::QueryCompletion,
-    );
-}
+// The hooks below are not #[pg_guard]ed: see crate::common::executor.
 
 /// [`carry_tenant`], for a statement about to run; a COPY only for a utility
 /// statement (COPY into or out of a distributed table reaches the workers
@@ -168,10 +148,7 @@ unsafe extern "C-unwind" fn executor_start(query: *mut pg_sys::QueryDesc, eflags
     // loaded) or the standard executor, with the arguments we were given.
     unsafe {
         before_statement(std::ptr::null_mut(), (*query).plannedstmt);
-        match PREVIOUS_EXECUTOR_START {
-            Some(previous) => previous(query, eflags),
-            None => unguarded_standard_executor_start(query, eflags),
-        }
+        executor::next_executor_start(PREVIOUS_EXECUTOR_START, query, eflags)
     }
 }
 
@@ -191,28 +168,17 @@ unsafe extern "C-unwind" fn process_utility(
         if !statement.is_null() {
             before_statement(statement, std::ptr::null_mut());
         }
-        match PREVIOUS_PROCESS_UTILITY {
-            Some(previous) => previous(
-                statement,
-                query,
-                read_only_tree,
-                context,
-                params,
-                environment,
-                destination,
-                completion,
-            ),
-            None => unguarded_standard_process_utility(
-                statement,
-                query,
-                read_only_tree,
-                context,
-                params,
-                environment,
-                destination,
-                completion,
-            ),
-        }
+        executor::next_process_utility(
+            PREVIOUS_PROCESS_UTILITY,
+            statement,
+            query,
+            read_only_tree,
+            context,
+            params,
+            environment,
+            destination,
+            completion,
+        )
     }
 }
 

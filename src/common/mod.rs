@@ -5,6 +5,7 @@ pub mod calendar;
 pub mod citus;
 pub mod clock;
 pub mod error;
+pub mod executor;
 pub mod hooks;
 pub mod internal_writes;
 pub mod invalidation;

@@ -278,6 +278,36 @@ pub fn all() -> Vec<Check> {
             requires: Some("tenancy.verify_isolation()"),
         },
         Check {
+            name: "tenants_at_running_cap",
+            sql: "SELECT count(*) FILTER (WHERE r.running >= r.running_cap),
+                         CASE WHEN count(*) FILTER (WHERE r.running >= r.running_cap) = 0
+                              THEN 'no tenant runs as many statements as its cap (max_running_statements)'
+                              ELSE pg_catalog.format('tenant %s runs %s statements, its cap; %s tenant(s) at their cap',
+                                   (pg_catalog.array_agg(r.tenant_id ORDER BY r.tenant_id) FILTER (WHERE r.running >= r.running_cap))[1],
+                                   (pg_catalog.array_agg(r.running ORDER BY r.tenant_id) FILTER (WHERE r.running >= r.running_cap))[1],
+                                   count(*) FILTER (WHERE r.running >= r.running_cap)) END
+                    FROM tenancy._running_statements() r"
+                .into(),
+            requires: Some("tenancy._running_statements()"),
+        },
+        Check {
+            name: "tenant_cpu_share",
+            // Both periods, as tenant_activity() ranks; the row without a
+            // tenant (all the others) counts in the total, never as the top.
+            sql: "WITH a AS (SELECT t.tenant_id, sum(t.cpu_ms) AS cpu FROM tenancy._tenant_activity(false) t GROUP BY t.tenant_id),
+                       s AS (SELECT coalesce(sum(a.cpu), 0) AS total, count(*) FILTER (WHERE a.cpu > 0) AS active FROM a),
+                       top AS (SELECT a.tenant_id, a.cpu FROM a WHERE a.tenant_id IS NOT NULL ORDER BY a.cpu DESC, a.tenant_id LIMIT 1)
+                  SELECT CASE WHEN s.total >= 1000 AND s.active >= 2 THEN round((100 * top.cpu / s.total)::numeric, 1) END,
+                         CASE WHEN s.total = 0 THEN 'no tenant statement counted (tenancy.tenant_activity(), with pg_tenancy preloaded)'
+                              WHEN s.active < 2 THEN pg_catalog.format('only tenant %s ran statements (%s ms of CPU)', top.tenant_id, round(s.total::numeric))
+                              WHEN s.total < 1000 THEN pg_catalog.format('%s ms of CPU in all tenants'' statements: too little to judge', round(s.total::numeric))
+                              ELSE pg_catalog.format('tenant %s used %s%% of the CPU time of tenants'' statements in the current and previous period (%s of %s ms)',
+                                                     top.tenant_id, round((100 * top.cpu / s.total)::numeric, 1), round(top.cpu::numeric), round(s.total::numeric)) END
+                    FROM s LEFT JOIN top ON true"
+                .into(),
+            requires: Some("tenancy._tenant_activity(boolean)"),
+        },
+        Check {
             name: "monitoring_privileges",
             sql: "SELECT CASE WHEN pg_catalog.pg_has_role(current_user, 'pg_read_all_stats', 'USAGE') THEN 1 ELSE 0 END,
                          CASE WHEN pg_catalog.pg_has_role(current_user, 'pg_read_all_stats', 'USAGE')

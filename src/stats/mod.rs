@@ -32,6 +32,7 @@ pgrx::extension_sql_file!(
         "stats_catalog",
         "quota_api",
         "audit_catalog",
+        "usage_api",
         api::health_check,
         api::health,
         api::cluster_health,

@@ -41,44 +41,20 @@ thread_local! {
     static LOOKING_UP: Cell<bool> = const { Cell::new(false) };
 }
 
-static mut PREVIOUS_EXECUTOR_START: pg_sys::ExecutorStart_hook_type = None;
-static mut PREVIOUS_EXECUTOR_END: pg_sys::ExecutorEnd_hook_type = None;
-
-/// Sets the table aside (while the server loads `shared_preload_libraries`)
-/// and installs the executor hooks; called from `_PG_init`.
+/// Sets the table aside; called from `_PG_init` while the server loads
+/// `shared_preload_libraries` (`executor` installs the hooks that use it).
 #[allow(unexpected_cfgs)] // pg_shmem_init! tests features pg13 and pg14, which we do not declare
 pub fn init() {
-    // SAFETY: reads a flag the postmaster sets while it loads libraries;
-    // hooks are chained while the library loads, before any query.
-    unsafe {
-        if !pg_sys::process_shared_preload_libraries_in_progress {
-            return;
-        }
-        pg_shmem_init!(RUNNING);
-        PREVIOUS_EXECUTOR_START = pg_sys::ExecutorStart_hook;
-        pg_sys::ExecutorStart_hook = Some(executor_start);
-        PREVIOUS_EXECUTOR_END = pg_sys::ExecutorEnd_hook;
-        pg_sys::ExecutorEnd_hook = Some(executor_end);
-        pg_sys::RegisterXactCallback(Some(on_transaction), std::ptr::null_mut());
-        pg_sys::RegisterSubXactCallback(Some(on_subtransaction), std::ptr::null_mut());
-    }
+    pg_shmem_init!(RUNNING);
 }
 
-/// Takes a place for the statement about to start, if the session's tenant
-/// has a cap and no statement of this backend holds one.
-#[pg_guard]
-unsafe extern "C-unwind" fn before_start(query: *mut pg_sys::QueryDesc, eflags: i32) {
-    if HOLDER.get().is_some() || eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as i32 != 0 {
+/// Takes a place for the statement about to start, if `tenant` has a cap and
+/// no statement of this backend holds one (`executor` has checked that the
+/// statement is run by the tenant's session, not a parallel worker).
+pub fn before_start(query: *mut pg_sys::QueryDesc, tenant: [u8; 16]) {
+    if HOLDER.get().is_some() {
         return;
     }
-    // A parallel worker runs part of its leader's statement, which holds the place.
-    // SAFETY: reads backend-global state.
-    if unsafe { pg_sys::ParallelWorkerNumber >= 0 } {
-        return;
-    }
-    let Some(tenant) = crate::tenant::context::tenant_set() else {
-        return;
-    };
     if LOOKING_UP.replace(true) {
         return;
     }
@@ -164,66 +140,38 @@ fn release() {
     }
 }
 
-#[pg_guard]
-unsafe extern "C-unwind" fn after_end(query: *mut pg_sys::QueryDesc) {
+/// The statement has ended: its place (if it holds one) is given back.
+pub fn after_end(query: *mut pg_sys::QueryDesc) {
     if HOLDER.get().is_some_and(|(holder, _)| holder == query) {
         release();
     }
 }
 
-unsafe extern "C-unwind" fn executor_start(query: *mut pg_sys::QueryDesc, eflags: i32) {
-    // SAFETY: a guarded function; then the chained hook or the standard
-    // executor, with the arguments we were given (see citus::context for
-    // why the hook itself is not guarded).
-    unsafe {
-        before_start(query, eflags);
-        match PREVIOUS_EXECUTOR_START {
-            Some(previous) => previous(query, eflags),
-            None => pg_sys::standard_ExecutorStart(query, eflags),
-        }
-    }
+/// The transaction has ended (committed, aborted or prepared).
+pub fn transaction_ended() {
+    release();
 }
 
-unsafe extern "C-unwind" fn executor_end(query: *mut pg_sys::QueryDesc) {
-    // SAFETY: as above; the place is given back once the statement has ended.
-    unsafe {
-        match PREVIOUS_EXECUTOR_END {
-            Some(previous) => previous(query),
-            None => pg_sys::standard_ExecutorEnd(query),
-        }
-        after_end(query);
-    }
-}
-
-#[pg_guard]
-unsafe extern "C-unwind" fn on_transaction(
-    event: pg_sys::XactEvent::Type,
-    _arg: *mut std::ffi::c_void,
-) {
-    if matches!(
-        event,
-        pg_sys::XactEvent::XACT_EVENT_COMMIT
-            | pg_sys::XactEvent::XACT_EVENT_ABORT
-            | pg_sys::XactEvent::XACT_EVENT_PREPARE
-    ) {
+/// The subtransaction `mine` aborted: the statement holding the place failed
+/// inside that savepoint (a statement's own exception blocks are later
+/// subtransactions).
+pub fn subtransaction_aborted(mine: pg_sys::SubTransactionId) {
+    if HOLDER.get().is_some_and(|(_, subxact)| subxact == mine) {
         release();
     }
 }
 
-#[pg_guard]
-unsafe extern "C-unwind" fn on_subtransaction(
-    event: pg_sys::SubXactEvent::Type,
-    mine: pg_sys::SubTransactionId,
-    _parent: pg_sys::SubTransactionId,
-    _arg: *mut std::ffi::c_void,
-) {
-    // The statement holding the place failed inside a savepoint (a
-    // statement's own exception blocks are later subtransactions).
-    if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB
-        && HOLDER.get().is_some_and(|(_, subxact)| subxact == mine)
-    {
-        release();
+/// How many statements each tenant runs now, among those with a cap.
+pub fn running_by_tenant() -> Vec<([u8; 16], i64)> {
+    let mut counts: Vec<([u8; 16], i64)> = vec![];
+    let table = RUNNING.share();
+    for entry in table.entries.iter().filter(|e| e.pid != 0 && e.running) {
+        match counts.iter_mut().find(|(t, _)| *t == entry.tenant) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((entry.tenant, 1)),
+        }
     }
+    counts
 }
 
 #[pg_guard]

@@ -1,6 +1,7 @@
 //! In-backend tests of usage. `cargo pgrx test` does not preload pg_tenancy,
-//! so these see the throttle without shared memory; the regress and multi
-//! suites, which preload it, test the buckets.
+//! so these see the throttle and accounting without shared memory; the
+//! regress and multi suites, which preload it, test the buckets and the
+//! ledger.
 
 #[pgrx::pg_schema]
 mod tests {
@@ -40,5 +41,34 @@ mod tests {
             "SELECT tenancy.throttle('00000000-0000-0000-0000-0000000000ff', 'api')",
         )
         .unwrap();
+    }
+
+    #[pg_test(error = "tenancy.tenant_activity() needs pg_tenancy in shared_preload_libraries")]
+    fn accounting_needs_the_library_preloaded() {
+        Spi::get_one::<i64>("SELECT count(*) FROM tenancy.tenant_activity()").unwrap();
+    }
+
+    #[pg_test]
+    fn without_accounting_the_statistics_still_work() {
+        let t = tenant();
+        let (cpu, running) = Spi::get_two_with_args::<f64, i32>(
+            "SELECT cpu_ms_recent, running_statements FROM tenancy.tenant_stats() WHERE tenant_id = $1",
+            &[t.into()],
+        )
+        .unwrap();
+        assert_eq!((cpu, running), (None, None));
+        let status = Spi::get_one::<String>(
+            "SELECT status || ': ' || detail FROM tenancy.health_check() WHERE check_name = 'tenant_cpu_share'",
+        )
+        .unwrap();
+        assert_eq!(
+            status.as_deref(),
+            Some("ok: does not apply: no tenant statement counted (tenancy.tenant_activity(), with pg_tenancy preloaded)")
+        );
+        let reset = Spi::get_one::<pgrx::datum::TimestampWithTimeZone>(
+            "SELECT tenancy.reset_tenant_activity()",
+        )
+        .unwrap();
+        assert!(reset.is_none());
     }
 }

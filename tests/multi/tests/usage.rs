@@ -125,13 +125,39 @@ fn the_running_statement_cap_refuses_the_extra_one_and_frees_every_place() {
     let over = |probe: &mut postgres::Client| sqlstate(probe.query("SELECT 1", &[]));
 
     // Two long statements hold both places: a third fails at once.
-    let (_, first) = in_background(&db, "SELECT pg_sleep(1.5)");
-    let (_, second) = in_background(&db, "SELECT pg_sleep(1.5)");
+    let (_, first) = in_background(&db, "SELECT pg_sleep(3)");
+    let (_, second) = in_background(&db, "SELECT pg_sleep(3)");
     let start = Instant::now();
     assert_eq!(over(&mut probe).as_deref(), Some("53400"));
     assert!(
         start.elapsed() < Duration::from_millis(500),
         "refused without waiting"
+    );
+    // Monitoring sees the tenant at its cap.
+    let at_cap = admin
+        .query_one(
+            "SELECT running_statements, running_cap FROM tenancy.tenant_stats() WHERE tenant_id = $1::text::uuid",
+            &[&CAPPED],
+        )
+        .unwrap();
+    assert_eq!(
+        (
+            at_cap.get::<_, Option<i32>>(0),
+            at_cap.get::<_, Option<i32>>(1)
+        ),
+        (Some(2), Some(2))
+    );
+    let check = admin
+        .query_one(
+            "SELECT status, value::int, detail FROM tenancy.health_check() WHERE check_name = 'tenants_at_running_cap'",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(check.get::<_, String>(0), "warning");
+    assert_eq!(check.get::<_, i32>(1), 1);
+    assert!(
+        check.get::<_, String>(2).contains(CAPPED),
+        "the detail names the tenant"
     );
     assert_eq!(first.join().unwrap(), None);
     assert_eq!(second.join().unwrap(), None);
@@ -199,4 +225,72 @@ fn the_running_statement_cap_refuses_the_extra_one_and_frees_every_place() {
     let (_, sleeper) = in_background(&db, "SELECT pg_sleep(1)");
     assert_eq!(over(&mut probe), None);
     assert_eq!(sleeper.join().unwrap(), None);
+}
+
+const BUSY_A: &str = "eeeeeeee-5555-4000-8000-0000000000a1";
+const BUSY_B: &str = "eeeeeeee-5555-4000-8000-0000000000b1";
+
+/// Accounting under concurrency: tenant A's 500 SELECTs and tenant B's 50
+/// UPDATEs, sent at the same time from their own sessions, are each
+/// attributed exactly to their tenant.
+#[test]
+fn concurrent_tenants_are_each_attributed_exactly() {
+    let db = TestDb::new("multi_usage_activity");
+    let mut admin = db.connect();
+    admin
+        .batch_execute(&format!(
+            "SELECT tenancy.create_tenant('busy-a', 'Busy A', 'free', '{BUSY_A}');
+             SELECT tenancy.create_tenant('busy-b', 'Busy B', 'free', '{BUSY_B}');
+             CREATE TABLE busy_items (id int PRIMARY KEY, tenant_id uuid NOT NULL, v int NOT NULL);
+             INSERT INTO busy_items SELECT g, CASE WHEN g <= 50 THEN '{BUSY_B}'::uuid ELSE '{BUSY_A}'::uuid END, 0
+               FROM generate_series(1, 100) g;
+             SELECT tenancy.register_table('busy_items');
+             SELECT tenancy.reset_tenant_activity();"
+        ))
+        .unwrap();
+    let barrier = Arc::new(Barrier::new(2));
+    let run = |tenant: &'static str, statements: Vec<String>| {
+        let mut client = db.connect();
+        client
+            .batch_execute(&format!("SET tenancy.tenant_id = '{tenant}'"))
+            .unwrap();
+        let barrier = barrier.clone();
+        thread::spawn(move || {
+            barrier.wait();
+            for sql in statements {
+                client.batch_execute(&sql).unwrap();
+            }
+            client.batch_execute("RESET tenancy.tenant_id").unwrap();
+        })
+    };
+    let selects = (0..500)
+        .map(|i| format!("SELECT v FROM busy_items WHERE id = {}", 51 + i % 50))
+        .collect();
+    let updates = (1..=50)
+        .map(|i| format!("UPDATE busy_items SET v = v + 1 WHERE id = {i}"))
+        .collect();
+    let a = run(BUSY_A, selects);
+    let b = run(BUSY_B, updates);
+    a.join().unwrap();
+    b.join().unwrap();
+    let rows = admin
+        .query(
+            "SELECT tenant_id::text, sum(calls)::bigint, sum(rows)::bigint, sum(errors)::bigint, sum(wal_bytes)::bigint
+               FROM tenancy.tenant_activity() WHERE tenant_id IN ($1::text::uuid, $2::text::uuid)
+              GROUP BY tenant_id ORDER BY 1",
+            &[&BUSY_A, &BUSY_B],
+        )
+        .unwrap();
+    let got: Vec<(String, i64, i64, i64)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (BUSY_A.to_string(), 500, 500, 0),
+            (BUSY_B.to_string(), 50, 50, 0)
+        ]
+    );
+    assert!(rows[1].get::<_, i64>(4) > 0, "B's updates wrote WAL");
 }
