@@ -8,7 +8,7 @@
 //! same run without durability (the rest of the bench's setting) is printed
 //! beside it, with an empty statement trigger as the floor.
 
-use crate::report::{format_duration, Better, Report, Row};
+use crate::report::{format_duration, median_paired_ratio, paired_rounds, Better, Report, Row};
 use crate::Bench;
 use postgres::Client;
 use std::time::{Duration, Instant};
@@ -375,24 +375,11 @@ fn pgbench(bench: &Bench, client: &mut Client, report: &mut Report) {
         for variant in variants {
             bench.pgbench(DATABASE, &pgbench_script(variant.table()), 4, 2);
         }
-        // Rounds of one run per variant, the order rotating; each round's
-        // ratios compare runs seconds apart, which cancels most of this VM's
-        // drift, and the median round is reported.
-        let mut tps: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
-        for round in 0..PGBENCH_ROUNDS {
-            for k in 0..variants.len() {
-                let v = (round + k) % variants.len();
-                tps[v].push(bench.pgbench(DATABASE, &pgbench_script(variants[v].table()), 4, 5));
-            }
-        }
+        let tps = paired_rounds(PGBENCH_ROUNDS, variants.len(), |v| {
+            bench.pgbench(DATABASE, &pgbench_script(variants[v].table()), 4, 5)
+        });
         for (v, variant) in variants.iter().enumerate().skip(1) {
-            let mut ratios: Vec<f64> = tps[v].iter().zip(&tps[0]).map(|(a, p)| a / p).collect();
-            ratios.sort_by(|a, b| a.total_cmp(b));
-            let round = tps[v]
-                .iter()
-                .zip(&tps[0])
-                .position(|(a, p)| a / p == ratios[ratios.len() / 2])
-                .expect("the median is one of the rounds");
+            let (ratio, round, lowest, highest) = median_paired_ratio(&tps[v], &tps[0]);
             report.push(Row {
                 scenario: format!(
                     "audit: pgbench 4 clients, 1-row INSERT + UPDATE txns, {}, {}, median of {PGBENCH_ROUNDS} paired rounds",
@@ -400,13 +387,11 @@ fn pgbench(bench: &Bench, client: &mut Client, report: &mut Report) {
                     durability.label()
                 ),
                 ours: format!(
-                    "{:.0} tps (ratios {:.3}..{:.3})",
-                    tps[v][round],
-                    ratios[0],
-                    ratios[ratios.len() - 1]
+                    "{:.0} tps (ratios {lowest:.3}..{highest:.3})",
+                    tps[v][round]
                 ),
                 anchor: format!("{:.0} tps no trigger", tps[0][round]),
-                ratio: Some(ratios[ratios.len() / 2]),
+                ratio: Some(ratio),
                 target: (*variant == Variant::Ours && durability == Durability::Defaults)
                     .then_some((Better::Higher, 0.8)),
             });

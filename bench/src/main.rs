@@ -4,6 +4,7 @@
 //!
 //! Usage: pg_tenancy_bench "host=... port=... user=..." [scenario ...]
 
+mod accounting;
 mod audit;
 mod citus;
 mod health;
@@ -58,6 +59,10 @@ const SCENARIOS: &[Scenario] = &[
         run: usage::usage,
     },
     Scenario {
+        name: "accounting",
+        run: accounting::accounting,
+    },
+    Scenario {
         name: "citus",
         run: citus::citus,
     },
@@ -100,33 +105,97 @@ impl Bench {
         let path =
             std::env::temp_dir().join(format!("pg_tenancy_bench_{}.sql", std::process::id()));
         std::fs::write(&path, script).expect("write pgbench script");
+        let tps = self.pgbench_with(
+            database,
+            "",
+            &["-f", path.to_str().expect("a UTF-8 temporary path")],
+            clients,
+            seconds,
+        );
+        let _ = std::fs::remove_file(&path);
+        tps
+    }
+
+    /// Runs pgbench with `workload` (its arguments: `-f FILE`, `-b NAME`)
+    /// and the sessions' settings `options` (as PGOPTIONS takes them) for
+    /// `seconds` with `clients` clients; returns the transactions per second.
+    pub fn pgbench_with(
+        &self,
+        database: &str,
+        options: &str,
+        workload: &[&str],
+        clients: u32,
+        seconds: u32,
+    ) -> f64 {
+        self.pgbench_side_by_side(database, &[options], workload, clients, seconds)[0]
+    }
+
+    /// Runs one pgbench per entry of `options` at the same time, each with
+    /// `clients` clients and those settings, for `seconds`; returns each
+    /// one's transactions per second. Running side by side, they share the
+    /// machine's drift: their ratio is what the settings cost, not the noise.
+    pub fn pgbench_side_by_side(
+        &self,
+        database: &str,
+        options: &[&str],
+        workload: &[&str],
+        clients: u32,
+        seconds: u32,
+    ) -> Vec<f64> {
+        let jobs = clients.min(2).to_string();
+        let children: Vec<std::process::Child> = options
+            .iter()
+            .map(|options| {
+                std::process::Command::new(format!("{}/pgbench", self.bindir))
+                    .arg(format!("{} dbname={database}", self.dsn))
+                    .env("PGOPTIONS", options)
+                    .args([
+                        "-n",
+                        "-c",
+                        &clients.to_string(),
+                        "-j",
+                        &jobs,
+                        "-T",
+                        &seconds.to_string(),
+                    ])
+                    .args(workload)
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("run pgbench")
+            })
+            .collect();
+        children
+            .into_iter()
+            .map(|child| {
+                let output = child.wait_with_output().expect("wait for pgbench");
+                let text = String::from_utf8_lossy(&output.stdout);
+                assert!(
+                    output.status.success(),
+                    "pgbench failed: {}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+                text.lines()
+                    .find_map(|line| line.strip_prefix("tps = "))
+                    .and_then(|rest| rest.split_whitespace().next())
+                    .and_then(|number| number.parse().ok())
+                    .unwrap_or_else(|| panic!("no tps in pgbench output: {text}"))
+            })
+            .collect()
+    }
+
+    /// `pgbench -i` at `scale` in `database`.
+    pub fn pgbench_init(&self, database: &str, scale: u32) {
         let output = std::process::Command::new(format!("{}/pgbench", self.bindir))
             .arg(format!("{} dbname={database}", self.dsn))
-            .args([
-                "-n",
-                "-c",
-                &clients.to_string(),
-                "-j",
-                "2",
-                "-T",
-                &seconds.to_string(),
-                "-f",
-            ])
-            .arg(&path)
+            .args(["-i", "-q", "-s", &scale.to_string()])
             .output()
-            .expect("run pgbench");
-        let _ = std::fs::remove_file(&path);
-        let text = String::from_utf8_lossy(&output.stdout);
+            .expect("run pgbench -i");
         assert!(
             output.status.success(),
-            "pgbench failed: {}",
+            "pgbench -i failed: {}",
             String::from_utf8_lossy(&output.stderr)
         );
-        text.lines()
-            .find_map(|line| line.strip_prefix("tps = "))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|number| number.parse().ok())
-            .unwrap_or_else(|| panic!("no tps in pgbench output: {text}"))
     }
 
     /// Creates a fresh database with pg_tenancy installed.

@@ -157,3 +157,35 @@ pub fn median_times_interleaved(
     }
     (median(ours_times), median(anchor_times))
 }
+
+/// Paired rounds of throughput runs: each round runs every variant once,
+/// the order rotating, so that a round's ratios compare runs seconds apart
+/// (which cancels most of a VM's drift). Returns each variant's figures.
+pub fn paired_rounds(
+    rounds: usize,
+    variants: usize,
+    mut run: impl FnMut(usize) -> f64,
+) -> Vec<Vec<f64>> {
+    let mut figures: Vec<Vec<f64>> = vec![Vec::new(); variants];
+    for round in 0..rounds {
+        for k in 0..variants {
+            let v = (round + k) % variants;
+            figures[v].push(run(v));
+        }
+    }
+    figures
+}
+
+/// The median round's ratio of `ours` to `base` (paired by round): the
+/// ratio, the round it came from, and the lowest and highest ratios.
+pub fn median_paired_ratio(ours: &[f64], base: &[f64]) -> (f64, usize, f64, f64) {
+    let mut ratios: Vec<f64> = ours.iter().zip(base).map(|(a, b)| a / b).collect();
+    ratios.sort_by(|a, b| a.total_cmp(b));
+    let median = ratios[ratios.len() / 2];
+    let round = ours
+        .iter()
+        .zip(base)
+        .position(|(a, b)| a / b == median)
+        .expect("the median is one of the rounds");
+    (median, round, ratios[0], ratios[ratios.len() - 1])
+}
