@@ -42,4 +42,37 @@ for page in "$here"/docs/*.md; do
     [ -n "$citus_db" ] || "$bindir/psql" -X -q -d postgres -c "DROP DATABASE $db"
     rm -f "$script"
 done
+
+# The Grafana dashboards parse as JSON, and every metric they query is one
+# metrics_prometheus() exports once a tenant's statements have been counted.
+if [ -z "$citus_db" ]; then
+    psql_q() { PGOPTIONS="-c client_min_messages=warning" "$bindir/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
+    psql_q -d postgres -c "DROP DATABASE IF EXISTS docs_dashboards" -c "CREATE DATABASE docs_dashboards"
+    metrics=$(psql_q -d docs_dashboards -At \
+        -c "CREATE EXTENSION pg_tenancy" \
+        -c "CREATE TABLE dash_items (tenant_id uuid NOT NULL, v int)" \
+        -c "SELECT tenancy.register_table('dash_items')" \
+        -c "SELECT set_config('tenancy.tenant_id', tenancy.create_tenant('dash', 'Dash')::text, false)" \
+        -c "INSERT INTO dash_items SELECT current_setting('tenancy.tenant_id')::uuid, g FROM generate_series(1, 100) g" \
+        -c "RESET tenancy.tenant_id" \
+        -c "ANALYZE dash_items" \
+        -c "RESET tenancy.tenant_id" \
+        -c "SELECT tenancy.metrics_prometheus()")
+    for dashboard in "$here"/docs/grafana/*.json; do
+        name=$(basename "$dashboard")
+        # psql interpolates variables in its input, not in -c.
+        if ! echo "SELECT (:'json'::jsonb) ? 'panels';" | psql_q -d docs_dashboards -At -v json="$(cat "$dashboard")" | grep -qx t; then
+            echo "docs: $name is not a dashboard"; status=1; continue
+        fi
+        missing=$(grep -o 'pg_tenancy_[a-z_]*' "$dashboard" | sort -u | while read -r metric; do
+            grep -q "^$metric[{ ]" <<<"$metrics" || echo "$metric"
+        done)
+        if [ -z "$missing" ]; then
+            echo "docs: $name ok ($(grep -o 'pg_tenancy_[a-z_]*' "$dashboard" | sort -u | wc -l) metrics, all exported)"
+        else
+            echo "docs: $name queries metrics metrics_prometheus() does not export:" $missing; status=1
+        fi
+    done
+    psql_q -d postgres -c "DROP DATABASE docs_dashboards"
+fi
 exit $status
