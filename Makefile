@@ -3,7 +3,7 @@
 #   make demo          install what is missing, build, install, run sql/demo.sql in a throwaway cluster
 #   make test          all tests: #[pg_test] units, pg_regress and isolation suites, multi-connection tests,
 #                      docs examples, upgrades from every release, the Debian package, Citus; then the
-#                      units, regress, isolation, multi and docs suites on every other tested major
+#                      same on every other tested major (see test-major)
 #   make test PG=pg17  the tests of one major (any target takes PG=pgNN)
 #
 # Other targets: setup install installcheck upgrade unit multi citus bench package fmt lint clean
@@ -59,12 +59,15 @@ endif
 test-default: unit install-debug
 	scripts/run-suites.sh releases regress isolation multi docs citus upgrade package
 
-# Another major: the suites that do not need what only the default major has
-# here (Citus and pg_partman are built or packaged for it; releases before
-# 0.3.0 do not build for PostgreSQL 16 and later; the .deb targets Debian's
-# PostgreSQL).
+# Another major: every suite but the check of the released files (the same on
+# every major). Citus runs on the majors of pgrx.toml [citus] (15 for now);
+# the upgrade suite updates from the releases the major can build (pgrx.toml
+# [releases]: none before 0.3.0 on 16 and later); pg_partman is Debian's, for
+# 15 only; the package is built from the debug build (the release build with
+# fat LTO takes minutes per major, and is the default major's to test).
 test-major: unit install-debug
-	scripts/run-suites.sh regress isolation multi docs
+	scripts/run-suites.sh regress isolation multi docs citus upgrade
+	PROFILE=debug scripts/run-suites.sh package
 
 test-pg%:
 	$(MAKE) --no-print-directory test PG=pg$*

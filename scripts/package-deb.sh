@@ -8,6 +8,11 @@
 # holds the library, the control file, today's install script and every upgrade
 # script of sql/, plus the docs, and depends on the server package it was built
 # against. `apt-get install ./postgresql-15-pg-tenancy_*.deb` installs it.
+#
+# PG=pg17 builds it for another major, against the pg_config pgrx.toml names
+# (here a relocatable build), with the files at the places Debian's and
+# PGDG's postgresql-17 use: /usr/lib/postgresql/17/lib and
+# /usr/share/postgresql/17/extension.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 config() { "$here/scripts/config.sh" "$@"; }
@@ -33,7 +38,12 @@ cargo pgrx package --pg-config "$pg_config" "${profile_args[@]}" --out-dir "$tre
 
 rm -rf "$staging"
 mkdir -p "$staging/DEBIAN" "$out"
-cp -a "$tree/." "$staging/"
+# Debian's places for this major, wherever the pg_config built against keeps them.
+deb_libdir=/usr/lib/postgresql/$number/lib
+deb_extdir=/usr/share/postgresql/$number/extension
+mkdir -p "$staging$deb_libdir" "$staging$deb_extdir"
+cp -a "$tree$("$pg_config" --pkglibdir)/." "$staging$deb_libdir/"
+cp -a "$tree$("$pg_config" --sharedir)/extension/." "$staging$deb_extdir/"
 docdir="$staging/usr/share/doc/$package"
 mkdir -p "$docdir"
 cp "$here/README.md" "$here"/docs/*.md "$docdir/"
@@ -45,7 +55,7 @@ Files: *
 License: PostgreSQL
 EOF
 
-library="$staging$("$pg_config" --pkglibdir)/pg_tenancy.so"
+library="$staging$deb_libdir/pg_tenancy.so"
 [ -f "$library" ] || { echo "package: no library at $library" >&2; exit 1; }
 glibc=$(objdump -T "$library" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -V | tail -1)
 installed_kb=$(du -sk "$staging" | cut -f1)

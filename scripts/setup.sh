@@ -3,8 +3,8 @@
 # and skips whatever is already there: the apt packages of pgrx.toml, cargo-pgrx
 # at the pinned version, the other tested PostgreSQL majors (pgrx.toml [fetch]),
 # `cargo pgrx init` for every tested major, and
-# Citus built from CITUS_SOURCE (a source tarball) when that is given and Citus
-# is not installed yet.
+# Citus built from CITUS_SOURCE (a source tarball) when that is given, for each
+# tested major it supports that lacks it.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 config() { "$here/scripts/config.sh" "$@"; }
@@ -83,14 +83,38 @@ else
     cargo pgrx init "${init_args[@]}"
 fi
 
-# Citus from a source tarball, when one is given and Citus is missing.
+# Citus from a source tarball, when one is given, for every tested major the
+# Citus release supports ([citus] majors) that lacks it.
 citus_version=$(config citus version)
-citus_lib="$("$pg_config" --pkglibdir)/citus.so"
-if [ -f "$citus_lib" ]; then
-    echo "setup: Citus present ($citus_lib)"
-elif [ -n "${CITUS_SOURCE:-}" ]; then
+citus_majors=()
+for each in $(config postgres tested); do
+    [[ " $(config citus majors) " == *" $each "* ]] && citus_majors+=("$each")
+done
+build_citus() { # MAJOR
+    local each_config citus_lib build sudo_cmd
+    each_config=$(config pg_config "$1")
+    citus_lib="$("$each_config" --pkglibdir)/citus.so"
+    if [ -f "$citus_lib" ]; then
+        echo "setup: Citus present for $1 ($citus_lib)"
+        return
+    fi
+    echo "setup: building Citus $citus_version for $1 from $CITUS_SOURCE (about 2 minutes on 2 cores)"
+    build=$(mktemp -d)
+    tar xzf "$CITUS_SOURCE" -C "$build"
+    (
+        cd "$build"/citus-*/
+        ./configure PG_CONFIG="$each_config" --without-libcurl >"$build/configure.log" 2>&1 \
+            || { tail -20 "$build/configure.log" >&2; exit 1; }
+        make -j"$(nproc)" >"$build/make.log" 2>&1 || { tail -20 "$build/make.log" >&2; exit 1; }
+        sudo_cmd=""
+        [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+        $sudo_cmd make install >"$build/install.log" 2>&1 || { tail -20 "$build/install.log" >&2; exit 1; }
+    )
+    rm -rf "$build"
+    echo "setup: Citus $citus_version installed for $1"
+}
+if [ -n "${CITUS_SOURCE:-}" ]; then
     [ -f "$CITUS_SOURCE" ] || { echo "setup: CITUS_SOURCE=$CITUS_SOURCE does not exist" >&2; exit 1; }
-    echo "setup: building Citus $citus_version from $CITUS_SOURCE (about 2 minutes on 2 cores)"
     missing=()
     for package in $(config citus build_packages); do
         dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
@@ -101,19 +125,9 @@ elif [ -n "${CITUS_SOURCE:-}" ]; then
         [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
         DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
     fi
-    build=$(mktemp -d)
-    tar xzf "$CITUS_SOURCE" -C "$build"
-    (
-        cd "$build"/citus-*/
-        ./configure PG_CONFIG="$pg_config" --without-libcurl >"$build/configure.log" 2>&1 \
-            || { tail -20 "$build/configure.log" >&2; exit 1; }
-        make -j"$(nproc)" >"$build/make.log" 2>&1 || { tail -20 "$build/make.log" >&2; exit 1; }
-        sudo_cmd=""
-        [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
-        $sudo_cmd make install >"$build/install.log" 2>&1 || { tail -20 "$build/install.log" >&2; exit 1; }
-    )
-    rm -rf "$build"
-    echo "setup: Citus $citus_version installed"
+    for each in "${citus_majors[@]}"; do build_citus "$each"; done
+elif [ -f "$("$pg_config" --pkglibdir)/citus.so" ]; then
+    echo "setup: Citus present ($("$pg_config" --pkglibdir)/citus.so)"
 else
     echo "setup: no Citus (give CITUS_SOURCE=citus-$citus_version.tar.gz to build it; the Citus suite is skipped without it)"
 fi

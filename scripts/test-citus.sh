@@ -19,6 +19,10 @@ pgxs_dir=$(dirname "$("$pg_config" --pgxs)")/../..
 host=$(config test host)
 user=$(config test user)
 
+if [[ " $(config citus majors) " != *" $major "* ]]; then
+    echo "citus: not tested on $major (pgrx.toml [citus] majors says why): suite skipped"
+    exit 0
+fi
 if [ ! -f "$("$pg_config" --pkglibdir)/citus.so" ]; then
     echo "citus: Citus is not installed for $major: suite skipped (CITUS_SOURCE=... make setup builds it)"
     exit 0

@@ -40,8 +40,20 @@ mkdir -p "$out"
 chmod a+rwx "$out"
 
 current=$(awk -F'"' '/^version *=/ { print $2; exit }' "$here/Cargo.toml")
-mapfile -t releases < <(awk '!/^#/ && NF { print $1 }' "$here/sql/releases/RELEASES")
 version_le() { [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -1)" = "$1" ]; }
+# The releases this major can build (pgrx.toml [releases]): older ones call
+# functions an older PostgreSQL had.
+oldest=$(config releases "$major")
+mapfile -t listed < <(awk '!/^#/ && NF { print $1 }' "$here/sql/releases/RELEASES")
+releases=() skipped=()
+for release in "${listed[@]}"; do
+    if version_le "$oldest" "$release"; then releases+=("$release"); else skipped+=("$release"); fi
+done
+if [ ${#releases[@]} -eq 0 ]; then
+    echo "upgrade: no release builds for $major (${skipped[*]} predate $oldest, the first that will): nothing to update from yet, suite skipped"
+    exit 0
+fi
+[ ${#skipped[@]} -eq 0 ] || echo "upgrade: on $major from ${releases[*]} (${skipped[*]} predate $oldest)"
 
 # The fill script of release R: the newest fill-V.sql with V <= R.
 fill_script_for() {
