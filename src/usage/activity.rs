@@ -231,19 +231,15 @@ fn take_cpu(next: Option<[u8; 16]>) -> Option<([u8; 16], i64)> {
     mark.map(|m| (m.tenant, now - m.cpu_micros))
 }
 
-/// A counted statement of `tenant` starts: the CPU from now on is its
-/// (if it was another tenant's, that one's is recorded first).
-fn cpu_starts_for(tenant: [u8; 16]) {
-    match CPU_MARK.get() {
-        Some(mark) if mark.tenant == tenant => {}
-        None => {
-            take_cpu(Some(tenant));
-        }
-        Some(_) => {
-            if let Some((previous, used)) = take_cpu(Some(tenant)) {
-                record_cpu(previous, used);
-            }
-        }
+/// From now on the backend's CPU is `next`'s (None: nobody's): what was
+/// used since the clock was last read goes to the tenant it was for, if
+/// that was another. Nothing is read while the owner stays the same.
+fn hand_cpu_to(next: Option<[u8; 16]>) {
+    if CPU_MARK.get().map(|mark| mark.tenant) == next {
+        return;
+    }
+    if let Some((previous, used)) = take_cpu(next) {
+        record_cpu(previous, used);
     }
 }
 
@@ -263,11 +259,7 @@ fn cpu_ends_for(tenant: [u8; 16], force: bool) -> i64 {
 /// A statement starts without a tenant: the CPU used since the clock was
 /// last read is the previous tenant's, and what follows is nobody's.
 pub fn without_tenant() {
-    if CPU_MARK.get().is_some() {
-        if let Some((previous, used)) = take_cpu(None) {
-            record_cpu(previous, used);
-        }
-    }
+    hand_cpu_to(None);
 }
 
 fn record_cpu(tenant: [u8; 16], used: i64) {
@@ -372,7 +364,7 @@ fn open(key: *mut std::ffi::c_void, tenant: [u8; 16], running: Option<Mark>) {
         true
     });
     if opened {
-        cpu_starts_for(tenant);
+        hand_cpu_to(Some(tenant));
     }
 }
 

@@ -48,7 +48,9 @@ pub fn resource_hash(resource: &str) -> u64 {
         })
 }
 
-fn start(slots: usize, tenant: &[u8; 16], resource: u64) -> usize {
+/// The first slot of the window a key probes, among `slots` (the
+/// accounting ledger places tenants with it too, with resource 0).
+pub fn window_start(slots: usize, tenant: &[u8; 16], resource: u64) -> usize {
     let mixed = u128::from_le_bytes(*tenant) ^ u128::from(resource);
     let folded = (mixed as u64) ^ ((mixed >> 64) as u64);
     (folded.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize % slots
@@ -64,7 +66,7 @@ pub fn take(
     cost: f64,
     now: i64,
 ) -> Decision {
-    let first = start(slots.len(), tenant, resource);
+    let first = window_start(slots.len(), tenant, resource);
     let window = WINDOW.min(slots.len());
     let mut chosen = None;
     let mut oldest: Option<usize> = None;

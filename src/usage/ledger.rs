@@ -119,12 +119,6 @@ pub fn period_of(micros: i64, seconds: i64) -> i64 {
     micros.div_euclid(seconds.max(1) * 1_000_000)
 }
 
-fn start(entries: usize, tenant: &[u8; 16]) -> usize {
-    let mixed = u128::from_le_bytes(*tenant);
-    let folded = (mixed as u64) ^ ((mixed >> 64) as u64);
-    (folded.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize % entries
-}
-
 /// Adds `figures` to `tenant`'s entry for `period`, making room as the
 /// module says. `entries` and `other` are rolled to `period` where touched.
 pub fn record(
@@ -135,7 +129,7 @@ pub fn record(
     period: i64,
     measure: Measure,
 ) {
-    let first = start(entries.len(), tenant);
+    let first = super::bucket::window_start(entries.len(), tenant, 0);
     let window = WINDOW.min(entries.len());
     let mut free = None;
     let mut lowest: Option<usize> = None;
