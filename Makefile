@@ -60,7 +60,7 @@ test-default: unit install-debug
 	scripts/run-suites.sh releases regress isolation multi docs citus upgrade package
 
 # Another major: every suite but the check of the released files (the same on
-# every major). Citus runs on the majors of pgrx.toml [citus] (15 for now);
+# every major). Citus runs on the majors of pgrx.toml [citus] (15 to 17);
 # the upgrade suite updates from the releases the major can build (pgrx.toml
 # [releases]: none before 0.3.0 on 16 and later); pg_partman is Debian's, for
 # 15 only; the package is built from the debug build (the release build with

@@ -136,3 +136,10 @@ COMMENT ON FUNCTION tenancy._cluster_copy_changed() IS
 REVOKE EXECUTE ON FUNCTION tenancy._cluster_copy_changed() FROM PUBLIC;
 COMMENT ON FUNCTION tenancy._tenant_carried(uuid) IS
     'Internal: the marker that carries the session''s tenant in a Citus shard query; the node that plans the query takes the tenant for the transaction, checked like SET LOCAL. True when the tenant is the session''s.';
+
+-- How a session's tenant and actor reach the Citus workers (src/citus/context.rs):
+-- a procedure, because Citus propagates a SET LOCAL run inside one.
+CREATE PROCEDURE tenancy._carry_to_workers()
+    LANGUAGE c AS 'MODULE_PATHNAME', 'tenancy_carry_to_workers';
+COMMENT ON PROCEDURE tenancy._carry_to_workers() IS
+    'Internal, pg_tenancy''s own (42501 for any other caller): runs SET LOCAL of the session''s tenant and actor, so that Citus sends them to every worker the transaction reaches, then the write it was called for.';

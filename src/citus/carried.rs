@@ -46,25 +46,68 @@ unsafe extern "C-unwind" fn forget_functions(_arg: pg_sys::Datum, _cache: i32, _
 /// `tenancy.<name>` taking `arguments`, or None while the extension's SQL
 /// lacks it (an older release before ALTER EXTENSION UPDATE).
 pub fn our_function(name: &'static CStr, arguments: &[pg_sys::Oid]) -> Option<pg_sys::Oid> {
-    let known = FUNCTIONS.with(|f| f.borrow().get(name).copied());
-    let oid = known.unwrap_or_else(|| {
-        // SAFETY: a catalog lookup by name inside a transaction; the name
-        // list and its strings are palloc'd in the current context.
-        let found = unsafe {
-            let mut qualified = pgrx::PgList::<pg_sys::String>::new();
-            qualified.push(pg_sys::makeString(pg_sys::pstrdup(c"tenancy".as_ptr())));
-            qualified.push(pg_sys::makeString(pg_sys::pstrdup(name.as_ptr())));
+    function(c"tenancy", name, arguments)
+}
+
+/// `<schema>.<name>` taking `arguments`, or None when there is none; names
+/// are cached by `name` alone, so no two looked up may share one.
+pub fn function(
+    schema: &'static CStr,
+    name: &'static CStr,
+    arguments: &[pg_sys::Oid],
+) -> Option<pg_sys::Oid> {
+    cached(name, || {
+        // SAFETY: a catalog lookup by name inside a transaction.
+        unsafe {
             pg_sys::LookupFuncName(
-                qualified.into_pg(),
+                qualified_name(schema, name),
                 arguments.len() as i32,
                 arguments.as_ptr(),
                 true,
             )
-        };
+        }
+    })
+}
+
+/// The procedure `tenancy.<name>()` (LookupFuncName finds functions only),
+/// or None while the extension's SQL lacks it.
+pub fn our_procedure(name: &'static CStr) -> Option<pg_sys::Oid> {
+    cached(name, || {
+        // SAFETY: a catalog lookup by name inside a transaction; the node is
+        // made in the current memory context.
+        unsafe {
+            let routine = pg_sys::palloc0(std::mem::size_of::<pg_sys::ObjectWithArgs>())
+                as *mut pg_sys::ObjectWithArgs;
+            (*routine).type_ = pg_sys::NodeTag::T_ObjectWithArgs;
+            (*routine).objname = qualified_name(c"tenancy", name);
+            pg_sys::LookupFuncWithArgs(pg_sys::ObjectType::OBJECT_PROCEDURE, routine, true)
+        }
+    })
+}
+
+/// The OID cached for `name`, else `look_up`'s (InvalidOid: none), cached.
+fn cached(name: &'static CStr, look_up: impl FnOnce() -> pg_sys::Oid) -> Option<pg_sys::Oid> {
+    let known = FUNCTIONS.with(|f| f.borrow().get(name).copied());
+    let oid = known.unwrap_or_else(|| {
+        let found = look_up();
         FUNCTIONS.with(|f| f.borrow_mut().insert(name, found));
         found
     });
     (oid != pg_sys::InvalidOid).then_some(oid)
+}
+
+/// `schema.name` as a name list, in the current memory context.
+///
+/// # Safety
+/// Inside a transaction (palloc).
+unsafe fn qualified_name(schema: &CStr, name: &CStr) -> *mut pg_sys::List {
+    let mut qualified = pgrx::PgList::<pg_sys::String>::new();
+    // SAFETY: strings copied into the current memory context.
+    unsafe {
+        qualified.push(pg_sys::makeString(pg_sys::pstrdup(schema.as_ptr())));
+        qualified.push(pg_sys::makeString(pg_sys::pstrdup(name.as_ptr())));
+    }
+    qualified.into_pg()
 }
 
 /// `tenancy._tenant_carried(uuid)`.

@@ -1,15 +1,23 @@
 //! What pg_tenancy needs to know of Citus, for every capability: whether
 //! this backend's database is a Citus cluster and which node this is, where
-//! this node keeps its copy of a replicated catalog, and the few Citus
-//! functions pg_tenancy calls, found in the loaded citus.so by name. Citus has no API for what we need (carrying a session's tenant to
-//! the workers on every statement), so these are internal functions of Citus
-//! 13.2 (`nm -D citus.so`); pg_tenancy links nothing of Citus and works
-//! without it. In a backend where any of them is missing pg_tenancy acts as
-//! if Citus were absent.
+//! this node keeps its copy of a replicated catalog, and the reference
+//! tables those catalogs become. pg_tenancy links nothing of Citus and works
+//! without it: what it asks, it asks the catalogs Citus keeps (`pg_dist_*`)
+//! and the settings Citus reads, the way a client of Citus could.
+//!
+//! One thing has a faster way where there is one ([`internals`]): carrying a
+//! setting to the workers (`crate::citus::context`). Through Citus's SQL
+//! interface, a statement outside a transaction block pays for an empty
+//! intermediate result, a file Citus creates and removes (0.2 to 0.5 ms
+//! here); two C functions of Citus do the same in memory. citus.so exports
+//! them where PostgreSQL 15 built it; PostgreSQL 16 and later build
+//! extensions with hidden symbols, and there only its SQL-callable functions
+//! are exported.
 
 use crate::common::error::{self, Result};
 use crate::common::privilege::as_extension_owner;
 use crate::common::settings::with_settings;
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys;
 use pgrx::pg_sys::ffi::pg_guard_ffi_boundary;
 use pgrx::prelude::*;
@@ -21,66 +29,162 @@ unsafe extern "C" {
     fn dlsym(handle: *mut c_void, symbol: *const c_char) -> *mut c_void;
 }
 
-type Predicate = unsafe extern "C-unwind" fn() -> bool;
+/// Citus's library is loaded in this backend. What it answers needs a
+/// transaction (catalog reads).
+#[derive(Clone, Copy)]
+pub struct Citus(());
+
+/// `application_name` of the connections Citus opens to run shard queries
+/// (Citus's CITUS_APPLICATION_NAME_PREFIX), then the global process id of the
+/// backend that opened them.
+const INTERNAL_APPLICATION_NAME: &str = "citus_internal gpid=";
+
+impl Citus {
+    /// The citus extension exists in this database, and is not being created
+    /// or updated (`CitusHasBeenLoaded`'s rule): its catalog
+    /// `pg_catalog.pg_dist_partition` is there, found through the syscache,
+    /// which keeps a missing name too and forgets it when the relation is
+    /// created. Cheap enough for every statement.
+    pub fn in_this_database(&self) -> bool {
+        // SAFETY: reads backend globals and the syscache, inside a transaction.
+        unsafe {
+            if pg_sys::IsBinaryUpgrade {
+                return false;
+            }
+            if pg_sys::creating_extension
+                && pg_sys::CurrentExtensionObject
+                    == pg_sys::get_extension_oid(c"citus".as_ptr(), true)
+            {
+                return false;
+            }
+            pg_sys::get_relname_relid(
+                c"pg_dist_partition".as_ptr(),
+                pg_sys::Oid::from(pg_sys::PG_CATALOG_NAMESPACE),
+            ) != pg_sys::InvalidOid
+        }
+    }
+
+    /// This node is the coordinator: its group (`pg_dist_local_group`) is 0.
+    pub fn is_coordinator(&self) -> bool {
+        local_group() == Some(0)
+    }
+
+    /// This backend serves another node: a connection Citus opened to run
+    /// shard queries, which Citus names `citus_internal gpid=<n>` (n > 0).
+    pub fn is_internal_backend(&self) -> bool {
+        // SAFETY: application_name is NULL or a C string the GUC machinery owns.
+        let name = unsafe {
+            let name = pg_sys::application_name;
+            if name.is_null() {
+                return false;
+            }
+            CStr::from_ptr(name)
+        };
+        is_internal_application_name(&name.to_string_lossy())
+    }
+}
+
+/// Whether `name` is the `application_name` of a Citus internal connection:
+/// the prefix, then a global process id other than 0 (Citus reads the digits
+/// with strtoul, so anything may follow them).
+fn is_internal_application_name(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix(INTERNAL_APPLICATION_NAME) else {
+        return false;
+    };
+    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+    digits.parse::<u64>().is_ok_and(|gpid| gpid != 0)
+}
+
+thread_local! {
+    /// This node's group, once read: (pg_dist_local_group's OID, groupid).
+    static LOCAL_GROUP: Cell<Option<(pg_sys::Oid, Option<i32>)>> = const { Cell::new(None) };
+}
+
+/// This node's group in the Citus cluster (0: the coordinator), None while
+/// pg_dist_local_group has no row (during pg_upgrade). Read once, and again
+/// after Citus invalidates the table (its trigger does when the group changes).
+fn local_group() -> Option<i32> {
+    if let Some((_, group)) = LOCAL_GROUP.get() {
+        return group;
+    }
+    // SAFETY: a syscache lookup inside a transaction.
+    let relid = unsafe {
+        pg_sys::get_relname_relid(
+            c"pg_dist_local_group".as_ptr(),
+            pg_sys::Oid::from(pg_sys::PG_CATALOG_NAMESPACE),
+        )
+    };
+    if relid == pg_sys::InvalidOid {
+        return Some(0);
+    }
+    let group = crate::common::sql::select_value::<i32>(
+        "SELECT groupid FROM pg_catalog.pg_dist_local_group",
+        &[],
+    );
+    LOCAL_GROUP.set(Some((relid, group)));
+    group
+}
+
+/// Forgets the group when pg_dist_local_group is invalidated (or everything is).
+fn forget_local_group(relid: pg_sys::Oid) {
+    if relid == pg_sys::InvalidOid || LOCAL_GROUP.get().is_some_and(|(table, _)| table == relid) {
+        LOCAL_GROUP.set(None);
+    }
+}
+
+static CITUS: OnceLock<bool> = OnceLock::new();
+
+/// Citus, or None when citus.so is not loaded in this backend. Found by the
+/// symbol PostgreSQL itself looks up by name in every library that declares a
+/// SQL-callable function (`pg_finfo_citus_version`), so exported by every
+/// build of Citus; dlsym with RTLD_DEFAULT (a null handle on glibc) searches
+/// every library loaded with RTLD_GLOBAL, as PostgreSQL loads them. Looked up
+/// once: Citus must be preloaded (it refuses to load otherwise), so it is
+/// there before any of our code runs, and is never unloaded.
+pub fn citus() -> Option<Citus> {
+    // SAFETY: dlsym only reads the loaded libraries' symbol tables.
+    let loaded = *CITUS.get_or_init(|| unsafe {
+        !dlsym(std::ptr::null_mut(), c"pg_finfo_citus_version".as_ptr()).is_null()
+    });
+    loaded.then_some(Citus(()))
+}
+
 type Action = unsafe extern "C-unwind" fn();
 type SetLocal = unsafe extern "C-unwind" fn(*mut pg_sys::VariableSetStmt, *const c_char);
 
-/// Citus's functions, when citus.so is loaded in this backend. Each call goes
-/// through pgrx's FFI guard: a Citus ERROR becomes a Rust panic that unwinds
-/// our frames and is re-raised as the same ERROR.
+/// `tenancy.citus_internals`: use [`Internals`] where citus.so exports them.
+static USE_INTERNALS: GucSetting<bool> = GucSetting::<bool>::new(true);
+
+/// Two C functions of Citus 11 to 13 (`nm -D citus.so`), found by name:
+/// what Citus itself calls for a `SET LOCAL` under
+/// `citus.propagate_set_commands = local`, usable outside a transaction
+/// block too. Each call goes through pgrx's FFI guard: a Citus ERROR becomes
+/// a Rust panic that unwinds our frames and is re-raised as the same ERROR.
 #[derive(Clone, Copy)]
-pub struct Citus {
-    has_been_loaded: Predicate,
-    is_coordinator: Predicate,
-    is_internal_backend: Predicate,
+pub struct Internals {
     use_coordinated_transaction: Action,
     propagate_set_local: SetLocal,
 }
 
-impl Citus {
-    /// `CitusHasBeenLoaded()`: the citus extension exists in this database
-    /// (and is not being created, altered or dropped). Needs a transaction.
-    pub fn in_this_database(&self) -> bool {
-        // SAFETY: a Citus function without arguments, called inside a transaction.
-        unsafe { pg_guard_ffi_boundary(|| (self.has_been_loaded)()) }
-    }
-
-    /// `IsCoordinator()`: this node is the coordinator (group 0).
-    pub fn is_coordinator(&self) -> bool {
-        // SAFETY: as above; reads pg_dist_local_group through Citus's cache.
-        unsafe { pg_guard_ffi_boundary(|| (self.is_coordinator)()) }
-    }
-
-    /// `IsCitusInternalBackend()`: this backend serves another node (a
-    /// connection the coordinator opened to run shard queries).
-    pub fn is_internal_backend(&self) -> bool {
-        // SAFETY: as above; reads this backend's own Citus state.
-        unsafe { pg_guard_ffi_boundary(|| (self.is_internal_backend)()) }
-    }
-
-    /// `UseCoordinatedTransaction()`: the rest of this transaction's remote
-    /// work runs in transaction blocks on the workers (which carry the SET
-    /// LOCAL statements below).
-    pub fn use_coordinated_transaction(&self) {
-        // SAFETY: as above; changes Citus's transaction state only.
-        unsafe { pg_guard_ffi_boundary(|| (self.use_coordinated_transaction)()) }
-    }
-
-    /// `PostprocessVariableSetStmt(stmt, text)`: sends `text`, a `SET LOCAL`,
-    /// to every remote transaction open in this transaction now and to every
-    /// one opened later in it (what Citus does itself for a `SET LOCAL` under
-    /// `citus.propagate_set_commands = local`).
-    pub fn propagate_set_local(&self, setting: &CStr, value: &str) {
+impl Internals {
+    /// Has Citus send `SET LOCAL setting TO value` to every remote
+    /// transaction open in this transaction now and to every one opened later
+    /// in it, and run the rest of this transaction's remote work in
+    /// transaction blocks (`UseCoordinatedTransaction`), which carry it.
+    pub fn set_local_on_workers(&self, setting: &CStr, value: &str) {
         let text = format!(
             "SET LOCAL {} TO {}",
             setting.to_string_lossy(),
             crate::common::sql::literal(value)
         );
         let text = std::ffi::CString::new(text).expect("no NUL in a setting");
-        // SAFETY: Citus reads the statement node only in assertions (kind,
-        // is_local, name), and sends and keeps the text, which it copies
-        // before it returns; the node lives in the current memory context.
+        // SAFETY: UseCoordinatedTransaction changes Citus's transaction state
+        // only. PostprocessVariableSetStmt reads the statement node only in
+        // assertions (kind, is_local, name), and sends and keeps the text,
+        // which it copies before it returns; the node lives in the current
+        // memory context.
         unsafe {
+            pg_guard_ffi_boundary(|| (self.use_coordinated_transaction)());
             let stmt = pg_sys::palloc0(std::mem::size_of::<pg_sys::VariableSetStmt>())
                 as *mut pg_sys::VariableSetStmt;
             (*stmt).type_ = pg_sys::NodeTag::T_VariableSetStmt;
@@ -92,39 +196,32 @@ impl Citus {
     }
 }
 
-static CITUS: OnceLock<Option<Citus>> = OnceLock::new();
+static INTERNALS: OnceLock<Option<Internals>> = OnceLock::new();
 
-fn lookup(name: &CStr) -> *mut c_void {
-    // SAFETY: dlsym with RTLD_DEFAULT (a null handle on glibc) searches every
-    // library loaded with RTLD_GLOBAL, as PostgreSQL loads extensions.
-    unsafe { dlsym(std::ptr::null_mut(), name.as_ptr()) }
-}
-
-/// Citus's functions, or None when citus.so is not loaded in this backend.
-/// Looked up once: Citus must be preloaded (it refuses to load otherwise), so
-/// it is there before any of our code runs, and is never unloaded.
-pub fn citus() -> Option<Citus> {
-    *CITUS.get_or_init(|| {
-        let names: [&CStr; 5] = [
-            c"CitusHasBeenLoaded",
-            c"IsCoordinator",
-            c"IsCitusInternalBackend",
-            c"UseCoordinatedTransaction",
-            c"PostprocessVariableSetStmt",
-        ];
-        let found: Vec<*mut c_void> = names.iter().map(|name| lookup(name)).collect();
-        if found.iter().any(|pointer| pointer.is_null()) {
+/// Citus's [`Internals`], when citus.so exports them and
+/// `tenancy.citus_internals` is on; None otherwise, where pg_tenancy uses
+/// Citus's SQL interface instead.
+pub fn internals() -> Option<Internals> {
+    if !USE_INTERNALS.get() {
+        return None;
+    }
+    *INTERNALS.get_or_init(|| {
+        // SAFETY: dlsym only reads the loaded libraries' symbol tables.
+        let (coordinate, propagate) = unsafe {
+            (
+                dlsym(std::ptr::null_mut(), c"UseCoordinatedTransaction".as_ptr()),
+                dlsym(std::ptr::null_mut(), c"PostprocessVariableSetStmt".as_ptr()),
+            )
+        };
+        if coordinate.is_null() || propagate.is_null() {
             return None;
         }
         // SAFETY: each symbol is the Citus function of that name, whose C
-        // signature (Citus 13.2 headers) is the one the field declares.
+        // signature (Citus 11 to 13 headers) is the one the field declares.
         unsafe {
-            Some(Citus {
-                has_been_loaded: std::mem::transmute::<*mut c_void, Predicate>(found[0]),
-                is_coordinator: std::mem::transmute::<*mut c_void, Predicate>(found[1]),
-                is_internal_backend: std::mem::transmute::<*mut c_void, Predicate>(found[2]),
-                use_coordinated_transaction: std::mem::transmute::<*mut c_void, Action>(found[3]),
-                propagate_set_local: std::mem::transmute::<*mut c_void, SetLocal>(found[4]),
+            Some(Internals {
+                use_coordinated_transaction: std::mem::transmute::<*mut c_void, Action>(coordinate),
+                propagate_set_local: std::mem::transmute::<*mut c_void, SetLocal>(propagate),
             })
         }
     })
@@ -188,6 +285,17 @@ fn forget_local_copies(_relid: pgrx::pg_sys::Oid) {
 /// Registers the cache's invalidation; called from `_PG_init`.
 pub fn init() {
     crate::common::invalidation::on_relcache(forget_local_copies);
+    crate::common::invalidation::on_relcache(forget_local_group);
+    GucRegistry::define_bool_guc(
+        c"tenancy.citus_internals",
+        c"Carries the tenant to Citus workers through two C functions of Citus, where citus.so exports them.",
+        c"Citus built for PostgreSQL 15 exports them; for 16 and later it does not, and \
+          pg_tenancy uses Citus's SQL interface, which costs an empty intermediate result \
+          per statement outside a transaction block. Off uses the SQL interface everywhere.",
+        &USE_INTERNALS,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
 }
 
 /// The relation that holds this node's copy of `tenancy.<table>`, quoted:
@@ -411,4 +519,31 @@ pub fn drop_shard_triggers(relid: pg_sys::Oid, prefix: &str) {
         )
     })
     .expect("dropping the shards' leftover triggers failed");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_internal_application_name;
+
+    #[test]
+    fn citus_internal_connections_are_told_by_their_application_name() {
+        assert!(is_internal_application_name(
+            "citus_internal gpid=10000012345"
+        ));
+        // Citus reads the digits as strtoul does: what follows them is ignored.
+        assert!(is_internal_application_name("citus_internal gpid=42 extra"));
+        // Global process id 0 is Citus's "invalid".
+        assert!(!is_internal_application_name("citus_internal gpid=0"));
+        assert!(!is_internal_application_name("citus_internal gpid="));
+        assert!(!is_internal_application_name("citus_internal gpid=x1"));
+        // The rebalancer's and run_command_on_*'s connections are not shard queries.
+        assert!(!is_internal_application_name(
+            "citus_rebalancer gpid=10000012345"
+        ));
+        assert!(!is_internal_application_name(
+            "citus_run_command gpid=10000012345"
+        ));
+        assert!(!is_internal_application_name("psql"));
+        assert!(!is_internal_application_name(""));
+    }
 }

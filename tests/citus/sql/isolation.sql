@@ -167,6 +167,36 @@ RESET citus.log_remote_commands;
 BEGIN;
 SELECT count(*) AS globex_in_transaction FROM orders;
 COMMIT;
+-- An autocommit write reaches the workers with the tenant too: pg_tenancy
+-- makes the transaction a coordinated one and Citus sends the SET LOCAL with
+-- its BEGIN. The procedure that runs the SET LOCAL is pg_tenancy's own: a
+-- client calling it gets 42501, not a tenant let through unchecked.
+UPDATE orders SET amount = amount WHERE id = 1 RETURNING tenant_id = :'globex' AS own_row, id;
+INSERT INTO orders VALUES (:'globex', 5001, 1) RETURNING tenant_id = :'globex' AS own_row, id;
+DELETE FROM orders WHERE id = 5001 RETURNING tenant_id = :'globex' AS own_row, id;
+\set VERBOSITY sqlstate
+CALL tenancy._carry_to_workers();
+\set VERBOSITY default
+SELECT tenancy.current_tenant() = :'globex' AS still_globex;
+-- The same through Citus's SQL interface alone, which is all PostgreSQL 16
+-- and later have (tenancy.citus_internals = off where citus.so exports the
+-- faster way): outside a transaction block and inside one.
+\c - postgres
+ALTER ROLE app SET tenancy.citus_internals = off;
+\c - app
+SELECT tenancy.set_tenant(:'globex');
+UPDATE orders SET amount = amount WHERE id = 1 RETURNING tenant_id = :'globex' AS own_row, id;
+INSERT INTO orders VALUES (:'globex', 5002, 1) RETURNING tenant_id = :'globex' AS own_row, id;
+DELETE FROM orders WHERE id = 5002 RETURNING tenant_id = :'globex' AS own_row, id;
+SELECT count(*) AS globex_orders, count(DISTINCT tenant_id) AS tenants FROM orders;
+BEGIN;
+SELECT count(*) AS globex_in_transaction FROM orders;
+SELECT tenancy.set_tenant(:'acme', is_local => true);
+UPDATE orders SET amount = amount WHERE id = 2 RETURNING tenant_id = :'acme' AS own_row, id;
+COMMIT;
+SELECT tenancy.current_tenant() = :'globex' AS globex_again;
+\c - postgres
+ALTER ROLE app RESET tenancy.citus_internals;
 
 -- On a worker the marker gives a role no more than SET LOCAL would: a
 -- bound role is refused a tenant it is not bound to, two tenants in one
