@@ -678,8 +678,13 @@ unsafe extern "C-unwind" fn on_subtransaction(
 ) {
     // A rolled-back savepoint takes back, on the workers too, what was sent
     // inside it: send again at the next statement (once more is harmless).
+    // A released one too, for the connections opened after it: Citus keeps
+    // the SET LOCALs it gives them per subtransaction and drops those of a
+    // subtransaction when it ends, released or not.
     if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
         forget_sent();
         forget_pending();
+    } else if event == pg_sys::SubXactEvent::SUBXACT_EVENT_COMMIT_SUB {
+        forget_sent();
     }
 }

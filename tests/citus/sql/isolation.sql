@@ -96,6 +96,17 @@ SELECT count(*) AS globex_in_savepoint FROM orders;
 ROLLBACK TO SAVEPOINT s;
 SELECT count(*) AS acme_after_savepoint FROM orders;
 COMMIT;
+-- A released savepoint keeps its tenant on the workers too, on connections
+-- the transaction opens after it (a write to a reference table reaches every
+-- node).
+BEGIN;
+SAVEPOINT s;
+SELECT tenancy.set_tenant(:'globex', is_local => true);
+SELECT count(*) AS globex_in_savepoint FROM orders;
+RELEASE SAVEPOINT s;
+INSERT INTO products VALUES (:'globex', 'sku-released', 'after release');
+SELECT count(*) AS globex_product_after_release FROM products WHERE sku = 'sku-released';
+ROLLBACK;
 -- Prepared statements and PL/pgSQL keep no other tenant's plan.
 PREPARE total AS SELECT count(*), min(tenant_id::text) FROM orders;
 EXECUTE total;
