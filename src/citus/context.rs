@@ -28,7 +28,7 @@
 //! connections starts without it.
 
 use crate::common::citus::citus;
-use crate::common::executor;
+use crate::common::executor::{self, RunArgs};
 use crate::common::settings::with_settings;
 use crate::tenant::context::{tenant_to_carry, ACTOR_SETTING, TENANT_SETTING};
 use pgrx::pg_sys;
@@ -53,17 +53,7 @@ thread_local! {
     /// its ExecutorRun.
     static RUN_INSIDE: Cell<*mut pg_sys::QueryDesc> = const { Cell::new(std::ptr::null_mut()) };
     /// The run the procedure makes after its `SET LOCAL`s.
-    static PENDING_RUN: Cell<Option<Run>> = const { Cell::new(None) };
-}
-
-/// An ExecutorRun call, held while the procedure is called.
-#[derive(Clone, Copy)]
-struct Run {
-    query: *mut pg_sys::QueryDesc,
-    direction: pg_sys::ScanDirection::Type,
-    count: u64,
-    #[cfg(not(feature = "pg18"))]
-    execute_once: bool,
+    static PENDING_RUN: Cell<Option<RunArgs>> = const { Cell::new(None) };
 }
 
 static mut PREVIOUS_EXECUTOR_START: pg_sys::ExecutorStart_hook_type = None;
@@ -405,7 +395,7 @@ pub unsafe extern "C-unwind" fn tenancy_carry_to_workers(
     unsafe {
         set_locals_for_workers();
         if let Some(run) = PENDING_RUN.take() {
-            next_executor_run(run);
+            run.run_next(PREVIOUS_EXECUTOR_RUN);
         }
     }
     pg_sys::Datum::from(0)
@@ -468,31 +458,6 @@ fn forget_pending() {
     TO_SEND.with(|t| t.borrow_mut().clear());
 }
 
-/// Calls the next ExecutorRun in the chain with `run`'s arguments.
-///
-/// # Safety
-/// `run` holds the arguments our ExecutorRun hook was given.
-unsafe fn next_executor_run(run: Run) {
-    // SAFETY: the arguments PostgreSQL gave our hook, handed on.
-    unsafe {
-        #[cfg(not(feature = "pg18"))]
-        match PREVIOUS_EXECUTOR_RUN {
-            Some(previous) => previous(run.query, run.direction, run.count, run.execute_once),
-            None => executor::standard_executor_run(
-                run.query,
-                run.direction,
-                run.count,
-                run.execute_once,
-            ),
-        }
-        #[cfg(feature = "pg18")]
-        match PREVIOUS_EXECUTOR_RUN {
-            Some(previous) => previous(run.query, run.direction, run.count),
-            None => executor::standard_executor_run(run.query, run.direction, run.count),
-        }
-    }
-}
-
 // The hooks below are not #[pg_guard]ed: see crate::common::executor.
 
 /// [`carry_tenant`], for a statement about to run; of utility statements
@@ -552,17 +517,17 @@ unsafe extern "C-unwind" fn executor_start(query: *mut pg_sys::QueryDesc, eflags
 ///
 /// # Safety
 /// PostgreSQL's ExecutorRun arguments.
-unsafe fn run_inside_procedure(run: Run) {
+unsafe fn run_inside_procedure(run: RunArgs) {
     // SAFETY: the arguments we were given, handed on.
     unsafe {
         if RUN_INSIDE.get() != run.query {
-            next_executor_run(run);
+            run.run_next(PREVIOUS_EXECUTOR_RUN);
             return;
         }
         RUN_INSIDE.set(std::ptr::null_mut());
         if run.count != 0 {
             before_limited_run();
-            next_executor_run(run);
+            run.run_next(PREVIOUS_EXECUTOR_RUN);
             return;
         }
         PENDING_RUN.set(Some(run));
@@ -580,39 +545,7 @@ unsafe extern "C-unwind" fn before_limited_run() {
     unsafe { send_through_procedure() };
 }
 
-#[cfg(not(feature = "pg18"))]
-unsafe extern "C-unwind" fn executor_run(
-    query: *mut pg_sys::QueryDesc,
-    direction: pg_sys::ScanDirection::Type,
-    count: u64,
-    execute_once: bool,
-) {
-    // SAFETY: PostgreSQL's arguments.
-    unsafe {
-        run_inside_procedure(Run {
-            query,
-            direction,
-            count,
-            execute_once,
-        })
-    }
-}
-
-#[cfg(feature = "pg18")]
-unsafe extern "C-unwind" fn executor_run(
-    query: *mut pg_sys::QueryDesc,
-    direction: pg_sys::ScanDirection::Type,
-    count: u64,
-) {
-    // SAFETY: PostgreSQL's arguments.
-    unsafe {
-        run_inside_procedure(Run {
-            query,
-            direction,
-            count,
-        })
-    }
-}
+executor::executor_run_hook!(executor_run, run_inside_procedure);
 
 #[allow(clippy::too_many_arguments)] // PostgreSQL's hook signature
 unsafe extern "C-unwind" fn process_utility(

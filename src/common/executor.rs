@@ -107,3 +107,83 @@ pub unsafe fn next_process_utility(
         }
     }
 }
+
+/// ExecutorRun's arguments, whatever the major (PostgreSQL 18 dropped
+/// `execute_once`).
+#[derive(Clone, Copy)]
+pub struct RunArgs {
+    pub query: *mut pg_sys::QueryDesc,
+    pub direction: pg_sys::ScanDirection::Type,
+    pub count: u64,
+    #[cfg(not(feature = "pg18"))]
+    pub execute_once: bool,
+}
+
+impl RunArgs {
+    /// Calls the next ExecutorRun in the chain with these arguments, as
+    /// [`next_executor_start`].
+    ///
+    /// # Safety
+    /// The arguments PostgreSQL gave an ExecutorRun hook.
+    pub unsafe fn run_next(self, previous: pg_sys::ExecutorRun_hook_type) {
+        // SAFETY: the caller's arguments, handed on.
+        unsafe {
+            #[cfg(not(feature = "pg18"))]
+            match previous {
+                Some(previous) => {
+                    previous(self.query, self.direction, self.count, self.execute_once)
+                }
+                None => {
+                    standard_executor_run(self.query, self.direction, self.count, self.execute_once)
+                }
+            }
+            #[cfg(feature = "pg18")]
+            match previous {
+                Some(previous) => previous(self.query, self.direction, self.count),
+                None => standard_executor_run(self.query, self.direction, self.count),
+            }
+        }
+    }
+}
+
+/// Defines `$hook`, an ExecutorRun hook with the signature of the major
+/// being built, that hands its arguments to `$body(RunArgs)`. Not guarded,
+/// as the module says.
+macro_rules! executor_run_hook {
+    ($hook:ident, $body:path) => {
+        #[cfg(not(feature = "pg18"))]
+        unsafe extern "C-unwind" fn $hook(
+            query: *mut pgrx::pg_sys::QueryDesc,
+            direction: pgrx::pg_sys::ScanDirection::Type,
+            count: u64,
+            execute_once: bool,
+        ) {
+            // SAFETY: PostgreSQL's arguments, handed on.
+            unsafe {
+                $body($crate::common::executor::RunArgs {
+                    query,
+                    direction,
+                    count,
+                    execute_once,
+                })
+            }
+        }
+
+        #[cfg(feature = "pg18")]
+        unsafe extern "C-unwind" fn $hook(
+            query: *mut pgrx::pg_sys::QueryDesc,
+            direction: pgrx::pg_sys::ScanDirection::Type,
+            count: u64,
+        ) {
+            // SAFETY: PostgreSQL's arguments, handed on.
+            unsafe {
+                $body($crate::common::executor::RunArgs {
+                    query,
+                    direction,
+                    count,
+                })
+            }
+        }
+    };
+}
+pub(crate) use executor_run_hook;

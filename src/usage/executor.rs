@@ -119,38 +119,18 @@ unsafe extern "C-unwind" fn executor_start(query: *mut pg_sys::QueryDesc, eflags
     }
 }
 
-#[cfg(not(feature = "pg18"))]
-unsafe extern "C-unwind" fn executor_run(
-    query: *mut pg_sys::QueryDesc,
-    direction: pg_sys::ScanDirection::Type,
-    count: u64,
-    execute_once: bool,
-) {
-    // SAFETY: as in executor_start.
-    unsafe {
-        before_run(query);
-        match PREVIOUS_RUN {
-            Some(previous) => previous(query, direction, count, execute_once),
-            None => executor::standard_executor_run(query, direction, count, execute_once),
-        }
-        after_run(query);
-    }
-}
+executor::executor_run_hook!(executor_run, counted_run);
 
-#[cfg(feature = "pg18")]
-unsafe extern "C-unwind" fn executor_run(
-    query: *mut pg_sys::QueryDesc,
-    direction: pg_sys::ScanDirection::Type,
-    count: u64,
-) {
+/// Runs the statement between [`before_run`] and [`after_run`].
+///
+/// # Safety
+/// PostgreSQL's ExecutorRun arguments.
+unsafe fn counted_run(run: executor::RunArgs) {
     // SAFETY: as in executor_start.
     unsafe {
-        before_run(query);
-        match PREVIOUS_RUN {
-            Some(previous) => previous(query, direction, count),
-            None => executor::standard_executor_run(query, direction, count),
-        }
-        after_run(query);
+        before_run(run.query);
+        run.run_next(PREVIOUS_RUN);
+        after_run(run.query);
     }
 }
 
