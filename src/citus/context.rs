@@ -105,7 +105,7 @@ fn carry_tenant(statement: Statement) {
     let Some(citus) = citus() else {
         return;
     };
-    if !citus.in_this_database() || citus.is_internal_backend() {
+    if citus.is_internal_backend() || !citus.in_this_database() {
         return;
     }
     // SAFETY: as above.

@@ -80,19 +80,23 @@ impl Citus {
             }
             CStr::from_ptr(name)
         };
-        is_internal_application_name(&name.to_string_lossy())
+        is_internal_application_name(name.to_bytes())
     }
 }
 
 /// Whether `name` is the `application_name` of a Citus internal connection:
 /// the prefix, then a global process id other than 0 (Citus reads the digits
-/// with strtoul, so anything may follow them).
-fn is_internal_application_name(name: &str) -> bool {
-    let Some(rest) = name.strip_prefix(INTERNAL_APPLICATION_NAME) else {
+/// with strtoul, so anything may follow them). Checked before every
+/// statement, so without allocating.
+fn is_internal_application_name(name: &[u8]) -> bool {
+    let Some(rest) = name.strip_prefix(INTERNAL_APPLICATION_NAME.as_bytes()) else {
         return false;
     };
-    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
-    digits.parse::<u64>().is_ok_and(|gpid| gpid != 0)
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(&rest[..digits])
+        .ok()
+        .and_then(|d| d.parse::<u64>().ok())
+        .is_some_and(|gpid| gpid != 0)
 }
 
 thread_local! {
@@ -523,27 +527,23 @@ pub fn drop_shard_triggers(relid: pg_sys::Oid, prefix: &str) {
 
 #[cfg(test)]
 mod tests {
-    use super::is_internal_application_name;
+    fn internal(name: &str) -> bool {
+        super::is_internal_application_name(name.as_bytes())
+    }
 
     #[test]
     fn citus_internal_connections_are_told_by_their_application_name() {
-        assert!(is_internal_application_name(
-            "citus_internal gpid=10000012345"
-        ));
+        assert!(internal("citus_internal gpid=10000012345"));
         // Citus reads the digits as strtoul does: what follows them is ignored.
-        assert!(is_internal_application_name("citus_internal gpid=42 extra"));
+        assert!(internal("citus_internal gpid=42 extra"));
         // Global process id 0 is Citus's "invalid".
-        assert!(!is_internal_application_name("citus_internal gpid=0"));
-        assert!(!is_internal_application_name("citus_internal gpid="));
-        assert!(!is_internal_application_name("citus_internal gpid=x1"));
+        assert!(!internal("citus_internal gpid=0"));
+        assert!(!internal("citus_internal gpid="));
+        assert!(!internal("citus_internal gpid=x1"));
         // The rebalancer's and run_command_on_*'s connections are not shard queries.
-        assert!(!is_internal_application_name(
-            "citus_rebalancer gpid=10000012345"
-        ));
-        assert!(!is_internal_application_name(
-            "citus_run_command gpid=10000012345"
-        ));
-        assert!(!is_internal_application_name("psql"));
-        assert!(!is_internal_application_name(""));
+        assert!(!internal("citus_rebalancer gpid=10000012345"));
+        assert!(!internal("citus_run_command gpid=10000012345"));
+        assert!(!internal("psql"));
+        assert!(!internal(""));
     }
 }
