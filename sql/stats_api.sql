@@ -189,6 +189,9 @@ REVOKE EXECUTE ON FUNCTION tenancy._citus_tenant_shares() FROM PUBLIC;
 -- Per tenant, from planner statistics: pg_class.reltuples of each leaf table
 -- times the tenant's share of its tenant column (most_common_vals, else the
 -- rows outside them spread over the other distinct values). No table is read.
+-- Most tenants are among no leaf's most common values, and their share of a
+-- leaf is the same for all of them: it is summed once, and leaf by leaf only
+-- for the tenants some leaf names (tenants x leaves terms would be millions).
 CREATE FUNCTION tenancy.tenant_stats()
 RETURNS TABLE(tenant_id uuid, slug text, tenant_name text, tables int, rows_estimate bigint, bytes_estimate bigint,
               stats_as_of timestamptz, audit_events_24h bigint, top_quota_resource text,
@@ -206,8 +209,8 @@ AS $$
         SELECT tt.tbl::oid AS registered, tt.tenant_column, coalesce(p.relid, tt.tbl) AS leaf
           FROM tenancy.tenant_tables tt
           LEFT JOIN LATERAL (SELECT t.relid FROM pg_partition_tree(tt.tbl) t WHERE t.isleaf) p ON true
-    ), leaf_stats AS (
-        SELECT l.registered, GREATEST(c.reltuples, 0) AS reltuples, pg_total_relation_size(l.leaf) AS bytes,
+    ), leaf_columns AS (
+        SELECT l.registered, GREATEST(c.reltuples, 0)::float8 AS reltuples, pg_total_relation_size(l.leaf) AS bytes,
                GREATEST(pg_stat_get_last_analyze_time(l.leaf), pg_stat_get_last_autoanalyze_time(l.leaf)) AS analyzed,
                s.null_frac, s.most_common_vals::text::uuid[] AS mcv, s.most_common_freqs AS freqs,
                CASE WHEN s.n_distinct < 0 THEN -s.n_distinct * GREATEST(c.reltuples, 0) ELSE s.n_distinct END AS n_distinct
@@ -216,17 +219,46 @@ AS $$
           JOIN pg_namespace n ON n.oid = c.relnamespace
           LEFT JOIN pg_stats s ON s.schemaname = n.nspname AND s.tablename = c.relname
                               AND s.attname = l.tenant_column AND NOT s.inherited
-    ), shares AS (
-        SELECT t.id, ls.registered, ls.reltuples::float8, ls.bytes, ls.analyzed,
-               (CASE WHEN ls.n_distinct IS NULL THEN NULL
-                     WHEN array_position(ls.mcv, t.id) IS NOT NULL THEN ls.freqs[array_position(ls.mcv, t.id)]
-                     ELSE GREATEST(1 - ls.null_frac - coalesce((SELECT sum(f) FROM unnest(ls.freqs) f), 0), 0)
-                          / GREATEST(ls.n_distinct - coalesce(cardinality(ls.mcv), 0), 1) END)::float8 AS share
-          FROM tenancy.tenants t CROSS JOIN leaf_stats ls
-        UNION ALL
+    ), leaf_stats AS (
+        -- other_share: a tenant's share outside the most common values; NULL
+        -- without statistics.
+        SELECT lc.registered, lc.reltuples, lc.bytes, lc.analyzed, lc.mcv, lc.freqs,
+               (CASE WHEN lc.n_distinct IS NULL THEN NULL
+                     ELSE GREATEST(1 - lc.null_frac - coalesce((SELECT sum(f) FROM unnest(lc.freqs) f), 0), 0)
+                          / GREATEST(lc.n_distinct - coalesce(cardinality(lc.mcv), 0), 1) END)::float8 AS other_share
+          FROM leaf_columns lc
+    ), any_tenant AS (
+        SELECT count(DISTINCT ls.registered)::int AS tables,
+               sum(ls.reltuples * ls.other_share) AS rows, sum(ls.bytes * ls.other_share) AS bytes,
+               min(ls.analyzed) AS analyzed
+          FROM leaf_stats ls
+    ), named_tenant AS (
+        -- Tenants among some leaf's most common values, leaf by leaf.
+        SELECT t.id, sum(ls.reltuples * ls.share) AS rows, sum(ls.bytes * ls.share) AS bytes
+          FROM (SELECT DISTINCT m.id FROM leaf_stats ls, unnest(ls.mcv) m(id) WHERE ls.other_share IS NOT NULL) t
+         CROSS JOIN LATERAL (
+               SELECT l.reltuples, l.bytes,
+                      CASE WHEN l.other_share IS NULL THEN NULL
+                           ELSE coalesce(l.freqs[array_position(l.mcv, t.id)]::float8, l.other_share) END AS share
+                 FROM leaf_stats l) ls
+         GROUP BY t.id
+    ), citus AS (
         -- Distributed tables: their shards' statistics, read on the workers.
-        SELECT c.tenant_id, c.registered, c.reltuples, c.bytes, c.analyzed, c.share
+        SELECT c.tenant_id, sum(c.reltuples * c.share) AS rows, sum(c.bytes * c.share) AS bytes,
+               min(c.analyzed) AS analyzed
           FROM tenancy._citus_tenant_shares() c
+         GROUP BY c.tenant_id
+    ), per_tenant AS (
+        SELECT t.id, a.tables,
+               round(CASE WHEN coalesce(nt.rows, a.rows) IS NULL AND c.rows IS NULL THEN NULL
+                          ELSE coalesce(coalesce(nt.rows, a.rows), 0) + coalesce(c.rows, 0) END)::bigint AS rows_estimate,
+               round(CASE WHEN coalesce(nt.bytes, a.bytes) IS NULL AND c.bytes IS NULL THEN NULL
+                          ELSE coalesce(coalesce(nt.bytes, a.bytes), 0) + coalesce(c.bytes, 0) END)::bigint AS bytes_estimate,
+               LEAST(a.analyzed, c.analyzed) AS stats_as_of
+          FROM tenancy.tenants t
+         CROSS JOIN any_tenant a
+          LEFT JOIN named_tenant nt ON nt.id = t.id
+          LEFT JOIN citus c ON c.tenant_id = t.id
     ), audit AS (
         -- On Citus, distributed tables' rows are in the cluster log.
         SELECT a.tenant_id, count(*) AS events
@@ -241,13 +273,6 @@ AS $$
           FROM tenancy.quota_status() q
          WHERE q.pct_used IS NOT NULL
          ORDER BY q.tenant_id, q.pct_used DESC, q.resource
-    ), per_tenant AS (
-        SELECT s.id, count(DISTINCT s.registered)::int AS tables,
-               round(sum(s.reltuples * s.share))::bigint AS rows_estimate,
-               round(sum(s.bytes * s.share))::bigint AS bytes_estimate,
-               min(s.analyzed) AS stats_as_of
-          FROM shares s
-         GROUP BY s.id
     ), activity AS (
         -- Accounting (pg_tenancy preloaded), both periods; tenants beyond the
         -- top are summed in the row without a tenant, so they show NULL.
