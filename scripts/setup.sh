@@ -13,20 +13,26 @@ major=$(config postgres default)
 pg_config=$(config pg_config "$major")
 cargo_pgrx_version=$(config tools cargo_pgrx_version)
 
-missing=()
-for package in $(config tools apt_packages); do
-    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
-        || missing+=("$package")
-done
-if [ ${#missing[@]} -gt 0 ]; then
+# Installs those of the Debian packages given that are not installed; says
+# which, or that all are there.
+apt_install_missing() { # PACKAGE...
+    local package sudo_cmd missing=()
+    for package in "$@"; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
+            || missing+=("$package")
+    done
+    if [ ${#missing[@]} -eq 0 ]; then
+        echo "setup: apt packages present ($*)"
+        return
+    fi
     echo "setup: installing ${missing[*]}"
     sudo_cmd=""
     [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
     $sudo_cmd apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
-else
-    echo "setup: apt packages present"
-fi
+}
+# shellcheck disable=SC2046 # one package name per word
+apt_install_missing $(config tools apt_packages)
 
 # Debian starts a default cluster on 5432 when postgresql is installed; our tests use
 # their own clusters and do not need it.
@@ -115,16 +121,8 @@ build_citus() { # MAJOR
 }
 if [ -n "${CITUS_SOURCE:-}" ]; then
     [ -f "$CITUS_SOURCE" ] || { echo "setup: CITUS_SOURCE=$CITUS_SOURCE does not exist" >&2; exit 1; }
-    missing=()
-    for package in $(config citus build_packages); do
-        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
-            || missing+=("$package")
-    done
-    if [ ${#missing[@]} -gt 0 ]; then
-        sudo_cmd=""
-        [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
-        DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
-    fi
+    # shellcheck disable=SC2046 # one package name per word
+    apt_install_missing $(config citus build_packages)
     for each in "${citus_majors[@]}"; do build_citus "$each"; done
 elif [ -f "$("$pg_config" --pkglibdir)/citus.so" ]; then
     echo "setup: Citus present ($("$pg_config" --pkglibdir)/citus.so)"

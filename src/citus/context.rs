@@ -424,12 +424,8 @@ unsafe extern "C-unwind" fn set_locals_for_workers() {
                 })
                 .flatten()
                 .map(|tenant| crate::tenant::context::vouch_for(&tenant));
-            Spi::run(&format!(
-                "SET LOCAL {} TO {}",
-                setting.to_string_lossy(),
-                crate::common::sql::literal(value)
-            ))
-            .expect("SET LOCAL of a setting to carry failed");
+            Spi::run(&crate::common::citus::set_local_statement(setting, value))
+                .expect("SET LOCAL of a setting to carry failed");
         }
     });
     record_sent(&settings);

@@ -7,9 +7,10 @@
 //!
 //! One thing has a faster way where there is one ([`internals`]): carrying a
 //! setting to the workers (`crate::citus::context`). Through Citus's SQL
-//! interface, a statement outside a transaction block pays for an empty
-//! intermediate result, a file Citus creates and removes (0.2 to 0.5 ms
-//! here); two C functions of Citus do the same in memory. citus.so exports
+//! interface it costs a procedure call, and a read outside a transaction
+//! block whose shard queries do not carry the tenant (or a COPY, an EXPLAIN)
+//! also an empty intermediate result, a file Citus creates and removes (0.25
+//! to 1.5 ms on this VM); two C functions of Citus do both in memory. citus.so exports
 //! them where PostgreSQL 15 built it; PostgreSQL 16 and later build
 //! extensions with hidden symbols, and there only its SQL-callable functions
 //! are exported.
@@ -42,9 +43,8 @@ const INTERNAL_APPLICATION_NAME: &str = "citus_internal gpid=";
 impl Citus {
     /// The citus extension exists in this database, and is not being created
     /// or updated (`CitusHasBeenLoaded`'s rule): its catalog
-    /// `pg_catalog.pg_dist_partition` is there, found through the syscache,
-    /// which keeps a missing name too and forgets it when the relation is
-    /// created. Cheap enough for every statement.
+    /// `pg_catalog.pg_dist_partition` is there ([`pg_catalog_relid`]). Cheap
+    /// enough for every statement.
     pub fn in_this_database(&self) -> bool {
         // SAFETY: reads backend globals and the syscache, inside a transaction.
         unsafe {
@@ -57,11 +57,8 @@ impl Citus {
             {
                 return false;
             }
-            pg_sys::get_relname_relid(
-                c"pg_dist_partition".as_ptr(),
-                pg_sys::Oid::from(pg_sys::PG_CATALOG_NAMESPACE),
-            ) != pg_sys::InvalidOid
         }
+        pg_catalog_relid(c"pg_dist_partition").is_some()
     }
 
     /// This node is the coordinator: its group (`pg_dist_local_group`) is 0.
@@ -111,22 +108,37 @@ fn local_group() -> Option<i32> {
     if let Some((_, group)) = LOCAL_GROUP.get() {
         return group;
     }
-    // SAFETY: a syscache lookup inside a transaction.
-    let relid = unsafe {
-        pg_sys::get_relname_relid(
-            c"pg_dist_local_group".as_ptr(),
-            pg_sys::Oid::from(pg_sys::PG_CATALOG_NAMESPACE),
-        )
-    };
-    if relid == pg_sys::InvalidOid {
+    let Some(relid) = pg_catalog_relid(c"pg_dist_local_group") else {
         return Some(0);
-    }
+    };
     let group = crate::common::sql::select_value::<i32>(
         "SELECT groupid FROM pg_catalog.pg_dist_local_group",
         &[],
     );
     LOCAL_GROUP.set(Some((relid, group)));
     group
+}
+
+/// `pg_catalog.<name>` (a Citus catalog), through the syscache, which also
+/// keeps a missing name and forgets it when the relation is created.
+fn pg_catalog_relid(name: &CStr) -> Option<pg_sys::Oid> {
+    // SAFETY: a syscache lookup inside a transaction.
+    let relid = unsafe {
+        pg_sys::get_relname_relid(
+            name.as_ptr(),
+            pg_sys::Oid::from(pg_sys::PG_CATALOG_NAMESPACE),
+        )
+    };
+    (relid != pg_sys::InvalidOid).then_some(relid)
+}
+
+/// `SET LOCAL setting TO 'value'`, the statement Citus sends the workers.
+pub fn set_local_statement(setting: &CStr, value: &str) -> String {
+    format!(
+        "SET LOCAL {} TO {}",
+        setting.to_string_lossy(),
+        crate::common::sql::literal(value)
+    )
 }
 
 /// Forgets the group when pg_dist_local_group is invalidated (or everything is).
@@ -176,12 +188,8 @@ impl Internals {
     /// in it, and run the rest of this transaction's remote work in
     /// transaction blocks (`UseCoordinatedTransaction`), which carry it.
     pub fn set_local_on_workers(&self, setting: &CStr, value: &str) {
-        let text = format!(
-            "SET LOCAL {} TO {}",
-            setting.to_string_lossy(),
-            crate::common::sql::literal(value)
-        );
-        let text = std::ffi::CString::new(text).expect("no NUL in a setting");
+        let text = std::ffi::CString::new(set_local_statement(setting, value))
+            .expect("no NUL in a setting");
         // SAFETY: UseCoordinatedTransaction changes Citus's transaction state
         // only. PostprocessVariableSetStmt reads the statement node only in
         // assertions (kind, is_local, name), and sends and keeps the text,
@@ -294,8 +302,9 @@ pub fn init() {
         c"tenancy.citus_internals",
         c"Carries the tenant to Citus workers through two C functions of Citus, where citus.so exports them.",
         c"Citus built for PostgreSQL 15 exports them; for 16 and later it does not, and \
-          pg_tenancy uses Citus's SQL interface, which costs an empty intermediate result \
-          per statement outside a transaction block. Off uses the SQL interface everywhere.",
+          pg_tenancy uses Citus's SQL interface, which costs a procedure call, and an empty \
+          intermediate result for a read outside a transaction block whose shard queries do \
+          not carry the tenant. Off uses the SQL interface everywhere.",
         &USE_INTERNALS,
         GucContext::Suset,
         GucFlags::default(),
